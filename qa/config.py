@@ -1,0 +1,44 @@
+"""All settings in one place: environment variables with the QA_ prefix, or a .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings shared by the CLI, the HTTP service and the UI."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+
+    # Index
+    index_dir: Path = Field(Path("index/default"), description="Folder of the index to use.")
+    chunk_tokens: int = Field(
+        200, ge=32, le=256, description="Most word pieces per chunk (model limit 256)."
+    )
+    chunk_overlap_sentences: int = Field(
+        1, ge=0, le=5, description="Sentences repeated between neighbouring chunks."
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per encoder batch.")
+    max_file_mb: float = Field(50.0, gt=0, description="Larger files are refused when indexing.")
+
+    # Retrieval and answers
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned per question.")
+    max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+
+    # HTTP service
+    api_key: str | None = Field(None, description="When set, every endpoint but /health needs it.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the service from a browser."
+    )
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest upload accepted, per file.")
+    api_url: str = Field("http://127.0.0.1:8000", description="Where the UI finds the service.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

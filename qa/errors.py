@@ -1,0 +1,25 @@
+"""The library's errors; front ends map them to exit codes and HTTP statuses."""
+
+
+class QAError(Exception):
+    """Base class: the message says what went wrong and what to do."""
+
+
+class InvalidInput(QAError):
+    """The caller sent something unusable (empty question, bad path, unsupported file)."""
+
+
+class NotFound(QAError):
+    """A document, job or index that does not exist."""
+
+
+class IndexMismatch(QAError):
+    """An index built by another model, dimension or format version."""
+
+
+class IndexMissing(NotFound):
+    """No index has been built at the given folder yet."""
+
+
+class Busy(QAError):
+    """Another process holds the index's write lock."""

@@ -1,0 +1,270 @@
+"""Build or update an index from files: only new and changed documents are embedded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from qa import ingest, store
+from qa.chunking import ChunkingParams, chunk_text
+from qa.embedding import Embedder
+from qa.errors import IndexMissing
+from qa.models import Chunk, Document
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class IndexReport:
+    """What one indexing run did, file by file."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    n_chunks: int = 0
+    embedded_chunks: int = 0
+    seconds: float = 0.0
+    version: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        return (
+            f"added {len(self.added)}, updated {len(self.updated)}, "
+            f"unchanged {len(self.unchanged)}, removed {len(self.removed)}, "
+            f"failed {len(self.failed)}; {self.n_chunks} chunks "
+            f"({self.embedded_chunks} embedded) in {self.seconds:.1f} s"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def index_paths(
+    paths: Iterable[Path],
+    index_dir: Path,
+    embedder: Embedder,
+    params: ChunkingParams | None = None,
+    prune: bool = True,
+    batch_size: int = 32,
+    max_file_bytes: int | None = None,
+    progress: bool = False,
+    on_progress: Progress | None = None,
+) -> IndexReport:
+    """Index files and folders into `index_dir`, incrementally and atomically.
+
+    Unchanged files (same content hash) cost a read and a hash; changed ones replace their
+    chunks; with `prune`, documents that vanished from a walked folder are removed.
+    """
+    files, roots = ingest.discover(paths)
+    return index_files(
+        files,
+        index_dir,
+        embedder,
+        params,
+        roots if prune else [],
+        batch_size,
+        max_file_bytes,
+        progress,
+        on_progress,
+    )
+
+
+def index_files(
+    files: Sequence[ingest.SourceFile],
+    index_dir: Path,
+    embedder: Embedder,
+    params: ChunkingParams | None = None,
+    prune_roots: Sequence[Path] = (),
+    batch_size: int = 32,
+    max_file_bytes: int | None = None,
+    progress: bool = False,
+    on_progress: Progress | None = None,
+    remove_ids: Sequence[str] = (),
+) -> IndexReport:
+    """Index the given files (and drop `remove_ids`); see `index_paths`."""
+    started = time.perf_counter()
+    report = IndexReport()
+    with store.write_lock(index_dir):
+        old = _open_previous(index_dir, embedder)
+        old_docs: dict[str, dict] = old.manifest["documents"] if old else {}
+        params = params or _previous_params(old) or ChunkingParams()
+        same_params = old is not None and old.manifest.get("chunking") == asdict(params)
+
+        fresh: list[Document] = []
+        seen: set[str] = set()
+        for n, file in enumerate(files):
+            if on_progress:
+                on_progress("reading", n, len(files))
+            seen.add(file.doc_id)
+            try:
+                data = file.path.read_bytes()
+            except OSError as exc:
+                report.failed.append((str(file.path), f"cannot read: {exc.strerror or exc}"))
+                continue
+            previous = old_docs.get(file.doc_id)
+            if previous and same_params and previous["hash"] == ingest.content_hash(data):
+                report.unchanged.append(file.doc_id)
+                continue
+            try:
+                doc = ingest.load(file.path, file.doc_id, data, max_file_bytes)
+            except ingest.LoadError as exc:
+                report.failed.append((str(file.path), str(exc)))
+                continue
+            fresh.append(doc)
+            (report.updated if previous else report.added).append(doc.id)
+
+        gone = set(remove_ids) | _vanished(old_docs, seen, prune_roots)
+        report.removed = sorted(gone - {d.id for d in fresh})
+        if old is not None and not fresh and not report.removed and same_params:
+            report.n_chunks = old.n_chunks
+            report.version = old.version
+            report.seconds = time.perf_counter() - started
+            old.close()
+            return report
+
+        replaced = gone | {d.id for d in fresh}
+        kept_docs, kept_chunks, kept_vectors = _kept(old, replaced, same_params, fresh, report)
+        new_chunks, new_vectors, report.embedded_chunks = _embed_documents(
+            fresh, embedder, params, batch_size, progress, on_progress
+        )
+        documents = kept_docs + fresh
+        chunks = kept_chunks + new_chunks
+        vectors = np.vstack([kept_vectors.reshape(-1, embedder.dim), new_vectors])
+        manifest = _manifest(documents, chunks, embedder, params)
+        if on_progress:
+            on_progress("writing", len(chunks), len(chunks))
+        report.version = store.write_version(index_dir, manifest, documents, chunks, vectors)
+        report.n_chunks = len(chunks)
+        if old:
+            old.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _open_previous(index_dir: Path, embedder: Embedder) -> store.Snapshot | None:
+    try:
+        return store.open_snapshot(index_dir, embedder.name, embedder.dim)
+    except IndexMissing:
+        return None
+
+
+def _previous_params(old: store.Snapshot | None) -> ChunkingParams | None:
+    return ChunkingParams(**old.manifest["chunking"]) if old else None
+
+
+def _vanished(old_docs: dict[str, dict], seen: set[str], roots: Sequence[Path]) -> set[str]:
+    """Documents that came from a walked folder and are no longer in it."""
+    resolved = [Path(r).resolve() for r in roots]
+    gone = set()
+    for doc_id, meta in old_docs.items():
+        if doc_id in seen:
+            continue
+        source = Path(meta["source"]).resolve()
+        if any(source.is_relative_to(root) for root in resolved):
+            gone.add(doc_id)
+    return gone
+
+
+def _kept(
+    old: store.Snapshot | None,
+    replaced: set[str],
+    same_params: bool,
+    fresh: list[Document],
+    report: IndexReport,
+) -> tuple[list[Document], list[Chunk], np.ndarray]:
+    """Documents, chunks and vectors carried over unchanged from the previous version."""
+    if old is None:
+        return [], [], np.zeros((0, 0), dtype=np.float32)
+    docs, chunks, rows = [], [], []
+    for doc_id in old.manifest["documents"]:
+        if doc_id in replaced:
+            continue
+        doc = old.document(doc_id)
+        if not same_params:  # new chunking: re-chunk and re-embed everything
+            fresh.append(doc)
+            continue
+        docs.append(doc)
+        for row, chunk in old.doc_chunks(doc_id):
+            rows.append(row)
+            chunks.append(chunk)
+    dim = int(old.manifest["dim"])
+    vectors = old.all_vectors()[rows] if rows else np.zeros((0, dim), dtype=np.float32)
+    return docs, chunks, vectors
+
+
+def _embed_documents(
+    docs: list[Document],
+    embedder: Embedder,
+    params: ChunkingParams,
+    batch_size: int,
+    progress: bool,
+    on_progress: Progress | None,
+) -> tuple[list[Chunk], np.ndarray, int]:
+    """Chunk and embed new documents; identical content (same hash) is embedded once.
+
+    Returns the chunks, their vectors, and how many chunks went through the encoder.
+    """
+    chunks: list[Chunk] = []
+    texts: list[str] = []
+    first_of_hash: dict[str, int] = {}
+    copies: list[tuple[int, int]] = []  # (chunk index, index of the identical chunk embedded)
+    for doc in docs:
+        doc_chunks = chunk_text(doc.id, doc.text, embedder.count_tokens, params)
+        base = len(chunks)
+        if doc.hash in first_of_hash:
+            src = first_of_hash[doc.hash]
+            copies.extend((base + k, src + k) for k in range(len(doc_chunks)))
+        else:
+            first_of_hash[doc.hash] = base
+        chunks.extend(doc_chunks)
+        texts.extend(store.embed_text(doc.title, c.text) for c in doc_chunks)
+    copied = {i for i, _ in copies}
+    todo = [i for i in range(len(chunks)) if i not in copied]
+
+    def on_batch(done: int, total: int) -> None:
+        if on_progress:
+            on_progress("embedding", done, total)
+
+    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    if todo:
+        vectors[todo] = embedder.embed([texts[i] for i in todo], batch_size, progress, on_batch)
+    for i, src in copies:
+        vectors[i] = vectors[src]
+    return chunks, vectors, len(todo)
+
+
+def _manifest(
+    documents: Sequence[Document], chunks: Sequence[Chunk], embedder: Embedder, params
+) -> dict:
+    counts: dict[str, int] = {}
+    for chunk in chunks:
+        counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+    return {
+        "format": store.FORMAT,
+        "model": embedder.name,
+        "dim": embedder.dim,
+        "chunking": asdict(params),
+        "embedded_text": "title + newline + chunk text",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "documents": {
+            d.id: {
+                "hash": d.hash,
+                "title": d.title,
+                "date": d.date,
+                "place": d.place,
+                "source": d.source,
+                "n_chunks": counts.get(d.id, 0),
+            }
+            for d in documents
+        },
+    }

@@ -1,0 +1,75 @@
+"""Small typed records the pipeline passes along: Document, Chunk, Passage, Citation, Answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """A source document with its full normalized text; every offset points into `text`."""
+
+    id: str
+    text: str
+    title: str
+    source: str
+    hash: str
+    date: str | None = None
+    place: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of sentences: `document.text[start:end] == text`."""
+
+    doc_id: str
+    ord: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved span of one document (overlapping chunks merged), with its fused score."""
+
+    doc_id: str
+    title: str
+    date: str | None
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+    dense_score: float = 0.0
+    lexical_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A verbatim quote: `document.text[start:end] == quote`."""
+
+    n: int
+    doc_id: str
+    title: str
+    date: str | None
+    source: str
+    quote: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class Answer:
+    """What `Engine.ask` returns to every front end."""
+
+    answer: str
+    short_answer: str | None
+    abstained: bool
+    query: str
+    citations: list[Citation]
+    passages: list[Passage]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    mode: str = "extractive"
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,303 @@
+"""The index folder: versioned snapshots swapped in atomically, read as one consistent version.
+
+    INDEX_DIR/
+      CURRENT              name of the live version, replaced atomically
+      .lock                held by the one process that writes
+      v000003/
+        manifest.json      what built it: format, model, dim, chunking, documents, counts
+        vectors.faiss      inner-product FAISS index over unit vectors; row i = chunk i
+        chunks.sqlite      documents (with full text) and chunks (offsets and text), readable
+        bm25/              bm25s arrays and vocabulary (numpy + JSON, no pickle)
+
+A writer builds a new version in a temporary folder beside the live one, fsyncs it, renames it
+into place and only then points CURRENT at it. A crash at any moment leaves CURRENT naming a
+complete version. Readers load whatever CURRENT names and keep that snapshot for a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa import lexical
+from qa.errors import Busy, IndexMismatch, IndexMissing, NotFound
+from qa.models import Chunk, Document
+
+FORMAT = 1
+KEEP_VERSIONS = 2  # the live one and the one before, which readers may still hold
+
+
+def embed_text(title: str, text: str) -> str:
+    """What the encoder and BM25 see for a chunk: the document title carries its topic."""
+    return f"{title}\n{text}" if title else text
+
+
+@dataclass
+class Snapshot:
+    """One loaded, immutable version of an index."""
+
+    path: Path
+    manifest: dict[str, Any]
+    vectors: Any  # faiss.Index
+    bm25: Any  # bm25s.BM25
+    db: sqlite3.Connection
+
+    @property
+    def version(self) -> str:
+        return self.path.name
+
+    @property
+    def n_chunks(self) -> int:
+        return int(self.manifest["n_chunks"])
+
+    def chunks(self, rows: Sequence[int]) -> list[Chunk]:
+        """Chunks by row number (their FAISS position), in the order asked."""
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = {
+            row: Chunk(doc_id, ord_, start, end, text)
+            for row, doc_id, ord_, start, end, text in self.db.execute(
+                f"SELECT row, doc_id, ord, start, end, text FROM chunks WHERE row IN ({marks})",
+                [int(r) for r in rows],
+            )
+        }
+        return [found[int(r)] for r in rows]
+
+    def document(self, doc_id: str) -> Document:
+        """One document with its full text."""
+        row = self.db.execute(
+            "SELECT id, text, title, source, hash, date, place FROM documents WHERE id = ?",
+            (doc_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no document with id {doc_id!r}; GET /documents lists them")
+        return Document(*row)
+
+    def doc_chunks(self, doc_id: str) -> list[tuple[int, Chunk]]:
+        """(row, chunk) of one document, in order."""
+        return [
+            (row, Chunk(doc_id, ord_, start, end, text))
+            for row, ord_, start, end, text in self.db.execute(
+                "SELECT row, ord, start, end, text FROM chunks WHERE doc_id = ? ORDER BY ord",
+                (doc_id,),
+            )
+        ]
+
+    def all_vectors(self) -> np.ndarray:
+        return (
+            self.vectors.reconstruct_n(0, self.vectors.ntotal)
+            if self.n_chunks
+            else np.zeros((0, int(self.manifest["dim"])), dtype=np.float32)
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def current_version(index_dir: Path) -> str | None:
+    """Name of the live version, or None before the first build."""
+    try:
+        name = (Path(index_dir) / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def open_snapshot(index_dir: Path, model: str | None = None, dim: int | None = None) -> Snapshot:
+    """Load the live version, refusing one built by another format, model or dimension."""
+    import bm25s
+    import faiss
+
+    index_dir = Path(index_dir)
+    version = current_version(index_dir)
+    if version is None:
+        raise IndexMissing(
+            f"no index at {index_dir}; build one with `qa index PATH --index {index_dir}`"
+        )
+    path = index_dir / version
+    manifest = read_manifest(path)
+    check_manifest(manifest, model, dim, where=path)
+    db = sqlite3.connect(
+        f"file:{path / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False
+    )
+    vectors = faiss.read_index(str(path / "vectors.faiss"))
+    bm25 = (
+        bm25s.BM25.load(str(path / "bm25"), show_progress=False) if manifest["n_chunks"] else None
+    )
+    return Snapshot(path, manifest, vectors, bm25, db)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text())
+    except FileNotFoundError as exc:
+        raise IndexMissing(f"{path} has no manifest.json; rebuild it with `qa index`") from exc
+
+
+def check_manifest(
+    manifest: dict[str, Any], model: str | None, dim: int | None, where: Path | str
+) -> None:
+    """Raise IndexMismatch when the index was built differently from what is asked."""
+    if manifest.get("format") != FORMAT:
+        raise IndexMismatch(
+            f"{where} has index format {manifest.get('format')!r}, this qa reads format {FORMAT};"
+            " rebuild it: delete the folder and run `qa index` again"
+        )
+    if model is not None and manifest.get("model") != model:
+        raise IndexMismatch(
+            f"{where} was built with model {manifest.get('model')!r}, not {model!r};"
+            " use a new --index folder or delete this one and re-index"
+        )
+    if dim is not None and manifest.get("dim") != dim:
+        raise IndexMismatch(f"{where} has {manifest.get('dim')}-d vectors, the model makes {dim}")
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path) -> Iterator[None]:
+    """Only one writer at a time; a second gets a clear error instead of waiting forever."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise Busy(
+                f"{index_dir} is being written by another process; try again shortly"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_version(
+    index_dir: Path,
+    manifest: dict[str, Any],
+    documents: Sequence[Document],
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+) -> str:
+    """Write a complete new version beside the live one and swap it in; returns its name.
+
+    `chunks[i]` has vector `vectors[i]`. Call it while holding `write_lock`.
+    """
+    import faiss
+
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    name = _next_version_name(index_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=index_dir))
+    try:
+        manifest = {**manifest, "version": name, "n_chunks": len(chunks)}
+        _write_db(tmp / "chunks.sqlite", documents, chunks)
+        flat = faiss.IndexFlatIP(int(manifest["dim"]))
+        if len(chunks):
+            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        faiss.write_index(flat, str(tmp / "vectors.faiss"))
+        if chunks:
+            _write_bm25(tmp / "bm25", documents, chunks)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        _fsync_tree(tmp)
+        os.rename(tmp, index_dir / name)
+        _fsync_dir(index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = index_dir / "CURRENT.tmp"
+    with open(pointer, "w") as handle:
+        handle.write(name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(pointer, index_dir / "CURRENT")
+    _fsync_dir(index_dir)
+    _remove_old_versions(index_dir, keep=name)
+    return name
+
+
+def _next_version_name(index_dir: Path) -> str:
+    numbers = [int(p.name[1:]) for p in index_dir.glob("v[0-9]*") if p.name[1:].isdigit()]
+    return f"v{max(numbers, default=0) + 1:06d}"
+
+
+def _write_db(path: Path, documents: Sequence[Document], chunks: Sequence[Chunk]) -> None:
+    counts: dict[str, int] = {}
+    for chunk in chunks:
+        counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(
+            """
+            CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT, date TEXT, place TEXT,
+                source TEXT, hash TEXT, n_chunks INTEGER, text TEXT);
+            CREATE TABLE chunks (row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES
+                documents(id), ord INTEGER, start INTEGER, end INTEGER, text TEXT);
+            CREATE INDEX chunks_doc ON chunks(doc_id, ord);
+            """
+        )
+        db.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (d.id, d.title, d.date, d.place, d.source, d.hash, counts.get(d.id, 0), d.text)
+                for d in documents
+            ],
+        )
+        db.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?)",
+            [(i, c.doc_id, c.ord, c.start, c.end, c.text) for i, c in enumerate(chunks)],
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def _write_bm25(path: Path, documents: Sequence[Document], chunks: Sequence[Chunk]) -> None:
+    import bm25s
+
+    titles = {d.id: d.title for d in documents}
+    corpus = [lexical.terms(embed_text(titles[c.doc_id], c.text)) or ["_"] for c in chunks]
+    retriever = bm25s.BM25()
+    retriever.index(corpus, show_progress=False)
+    retriever.save(str(path), show_progress=False)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with open(Path(folder) / name, "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(Path(folder))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_old_versions(index_dir: Path, keep: str) -> None:
+    """Drop versions older than the previous one, and temporary folders of dead writers."""
+    versions = sorted(p for p in index_dir.glob("v[0-9]*") if p.is_dir())
+    for old in versions[:-KEEP_VERSIONS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in index_dir.glob(".v*-*"):  # the lock is ours: these are dead writers' leftovers
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def disk_size(path: Path) -> int:
+    """Bytes used by a folder."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
