@@ -1,0 +1,244 @@
+"""Extractive answers: the best-supported sentences of the retrieved passages, each cited.
+
+No model invents anything here. Sentences are scored by how much of the question they cover
+(idf-weighted stems), whether they hold the kind of thing asked for (a number for "how many",
+a date for "when", a name for "who"), and the rank of their passage. When no sentence covers
+the question's key terms and holds the asked-for kind of answer, the answer abstains.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from qa import lexical
+from qa.chunking import split_sentences
+from qa.models import Answer, Citation, Passage
+from qa.store import Snapshot
+
+# Weights and thresholds, measured on the squad-dev and seed-news dev sets (README "Answers").
+W_COVERAGE, W_TYPE, W_PASSAGE = 0.6, 0.2, 0.2
+EXTRA_SENTENCE_RATIO = 0.8  # a 2nd/3rd sentence joins when it scores this close to the best
+MAX_SENTENCES = 3
+MIN_COVERAGE = 0.5  # below this share of the question's weight, the sources don't say
+
+NUMBER, DATE, PERSON, PLACE, OTHER = "number", "date", "person", "place", "other"
+
+_TYPE_PATTERNS = [
+    (
+        DATE,
+        r"\b(when|what (year|date|day|month|century|decade|time|era)|which (year|century|"
+        r"decade|month|day)|since when|how long ago)\b",
+    ),
+    (
+        NUMBER,
+        r"\b(how (many|much|long|far|old|large|big|tall|high|often|fast|deep|wide)|what "
+        r"(percentage|percent|number|amount|proportion|share|rate|size|population|sum|value|"
+        r"price|cost)|which number)\b",
+    ),
+    (PERSON, r"\b(who|whom|whose|which (person|man|woman)|what (person|man|woman)|by whom)\b"),
+    (
+        PLACE,
+        r"\b(where|which (country|city|province|state|region|place|town|continent|island)|"
+        r"what (country|city|province|state|region|place|town|continent|island))\b",
+    ),
+]
+
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_DATE_RE = re.compile(
+    rf"\b((?:{_MONTHS})\.?(?:\s+\d{{1,2}}(?:st|nd|rd|th)?,?)?(?:\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|"
+    rf"th)?\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:1[0-9]|20)\d{{2}}s?|\d{{1,2}}(?:st|nd|rd|th)\s+"
+    r"centur(?:y|ies)|(?:mon|tues|wednes|thurs|fri|satur|sun)day|\d{4}-\d{2}-\d{2})\b",
+    re.I,
+)
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    "hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|dozen|half"
+)
+_NUMBER_RE = re.compile(
+    rf"(?:[$€£¥]\s?)?\b\d[\d,.]*(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|"
+    rf"km|kilometres|kilometers|miles|metres|meters|years|days|hours))?|\b(?:{_NUMBER_WORDS})\b"
+    r"(?:[- ](?:million|billion|thousand|hundred|percent))?",
+    re.I,
+)
+_NAME_RE = re.compile(
+    r"\b[A-Z][\w’'.-]*(?:\s+(?:(?:of|de|da|van|von|al|bin|the|and|d’|d')\s+)?[A-Z][\w’'.-]*)*"
+)
+
+# Words that ask for something rather than say what it is about: never required to be covered.
+_FILLER = frozenset(
+    lexical.terms(
+        "name named called call type kind year years date time number amount many much percent "
+        "percentage term known refer referred used use person people happen happened one"
+    )
+)
+
+
+def question_type(question: str) -> str:
+    """The kind of answer a question asks for."""
+    q = question.lower()
+    for kind, pattern in _TYPE_PATTERNS:
+        if re.search(pattern, q):
+            return kind
+    return OTHER
+
+
+def typed_spans(sentence: str, kind: str) -> list[tuple[int, int]]:
+    """Spans in `sentence` holding an answer of `kind` (number, date, name)."""
+    if kind == DATE:
+        found = [m.span() for m in _DATE_RE.finditer(sentence)]
+    elif kind == NUMBER:
+        found = [m.span() for m in _NUMBER_RE.finditer(sentence)]
+        found = [(s, e) for s, e in found if sentence[s:e].strip(" ,.")]
+    elif kind in (PERSON, PLACE):
+        found = [m.span() for m in _NAME_RE.finditer(sentence)]
+    else:
+        return []
+    return [(s, _rstrip_punct(sentence, s, e)) for s, e in found]
+
+
+def _rstrip_punct(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1] in " ,.;:’'":
+        end -= 1
+    return end
+
+
+@dataclass
+class Idf:
+    """Inverse document frequency of stems over the index's chunks (from the BM25 matrix)."""
+
+    snapshot: Snapshot
+
+    @cached_property
+    def _table(self) -> tuple[dict[str, int], np.ndarray, int]:
+        bm25 = self.snapshot.bm25
+        if bm25 is None:
+            return {}, np.zeros(0), 1
+        indptr = np.asarray(bm25.scores["indptr"])
+        df = np.diff(np.append(indptr, len(bm25.scores["data"])))[: len(bm25.vocab_dict)]
+        return bm25.vocab_dict, df, int(bm25.scores["num_docs"])
+
+    def __call__(self, term: str) -> float:
+        vocab, df, n = self._table
+        count = int(df[vocab[term]]) if term in vocab and vocab[term] < len(df) else 0
+        return math.log(1 + (n - count + 0.5) / (count + 0.5))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sentence of a retrieved passage, located in its document."""
+
+    passage: int  # index into the passages
+    start: int  # offsets into the document text
+    end: int
+    text: str
+    score: float
+    coverage: float
+    typed: bool
+
+
+def answer(
+    question: str,
+    query: str,
+    passages: Sequence[Passage],
+    idf: Idf,
+    min_coverage: float = MIN_COVERAGE,
+) -> Answer:
+    """Compose a cited extractive answer from `passages`, or abstain."""
+    kind = question_type(question)
+    candidates = score_sentences(question, passages, idf, kind)
+    if not candidates or not supported(candidates[0], kind, min_coverage):
+        return abstain(question, query, passages)
+    best = candidates[0]
+    chosen = [best] + [
+        c for c in candidates[1 : MAX_SENTENCES * 3] if c.score >= EXTRA_SENTENCE_RATIO * best.score
+    ][: MAX_SENTENCES - 1]
+    citations, parts = [], []
+    for n, cand in enumerate(chosen, start=1):
+        p = passages[cand.passage]
+        citations.append(
+            Citation(
+                n,
+                p.doc_id,
+                p.title,
+                p.date,
+                p.source,
+                cand.text,
+                cand.start,
+                cand.end,
+                round(cand.score, 4),
+            )
+        )
+        parts.append(f"{cand.text} [{n}]")
+    return Answer(
+        answer=" ".join(parts),
+        short_answer=short_answer(question, best.text, kind),
+        abstained=False,
+        query=query,
+        citations=citations,
+        passages=list(passages),
+    )
+
+
+def abstain(question: str, query: str, passages: Sequence[Passage]) -> Answer:
+    """An honest "not in the sources", with the closest passages as related reading."""
+    topic = question.strip().rstrip("?").strip()
+    text = f"The sources don't say. Nothing in the indexed documents answers “{topic}”."
+    if passages:
+        text += " The closest passages are listed below as related reading."
+    return Answer(text, None, True, query, [], list(passages))
+
+
+def supported(best: Candidate, kind: str, min_coverage: float) -> bool:
+    """Whether the best sentence covers the question and holds the asked-for kind of answer."""
+    if best.coverage < min_coverage:
+        return False
+    return kind == OTHER or best.typed
+
+
+def score_sentences(
+    question: str, passages: Sequence[Passage], idf: Idf, kind: str | None = None
+) -> list[Candidate]:
+    """Every sentence of the passages, best first."""
+    kind = kind or question_type(question)
+    q_terms = [t for t in dict.fromkeys(lexical.terms(question)) if t not in _FILLER]
+    weights = {t: idf(t) for t in q_terms}
+    total = sum(weights.values()) or 1.0
+    q_words = set(lexical.words(question))
+    candidates = []
+    for i, p in enumerate(passages):
+        for s, e in split_sentences(p.text):
+            text = p.text[s:e]
+            s_terms = set(lexical.terms(text))
+            coverage = sum(w for t, w in weights.items() if t in s_terms) / total
+            typed = any(
+                not set(lexical.words(text[a:b])) <= q_words for a, b in typed_spans(text, kind)
+            )
+            score = W_COVERAGE * coverage + W_TYPE * typed + W_PASSAGE * p.score
+            candidates.append(Candidate(i, p.start + s, p.start + e, text, score, coverage, typed))
+    candidates.sort(key=lambda c: -c.score)
+    return candidates
+
+
+def short_answer(question: str, sentence: str, kind: str) -> str | None:
+    """The span of `sentence` that answers a short-fact question, if one stands out."""
+    q_words = set(lexical.words(question))
+    spans = [
+        sentence[a:b]
+        for a, b in typed_spans(sentence, kind)
+        if not set(lexical.words(sentence[a:b])) <= q_words
+    ]
+    if not spans:
+        return None
+    if kind in (PERSON, PLACE):
+        # Drop the question's own words from the edges of a name ("Reko Diq mine's owner X").
+        return max(spans, key=lambda s: len(set(lexical.words(s)) - q_words)).strip()
+    return spans[0].strip()

@@ -1,0 +1,126 @@
+"""The one entry point every front end calls: ask, search, and the documents of an index."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from qa import answering, chat, retrieval, store
+from qa.config import Settings, get_settings
+from qa.embedding import Embedder, default_embedder
+from qa.errors import InvalidInput
+from qa.models import Answer, Document, Passage
+from qa.retrieval import Filters
+
+
+class Engine:
+    """Answers questions over one index folder, picking up new versions without a restart."""
+
+    def __init__(
+        self,
+        index_dir: Path | None = None,
+        embedder: Embedder | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.index_dir = Path(index_dir or self.settings.index_dir)
+        self.embedder = embedder or default_embedder()
+        self._lock = threading.Lock()
+        self._snapshot: store.Snapshot | None = None
+        self._idf: answering.Idf | None = None
+
+    def snapshot(self) -> store.Snapshot:
+        """The live version; reloaded when another process or request has swapped in a new one."""
+        version = store.current_version(self.index_dir)
+        snap = self._snapshot
+        if snap is not None and snap.version == version:
+            return snap
+        with self._lock:
+            if self._snapshot is None or self._snapshot.version != version:
+                self._snapshot = store.open_snapshot(
+                    self.index_dir, self.embedder.name, self.embedder.dim
+                )
+                self._idf = answering.Idf(self._snapshot)
+            return self._snapshot
+
+    def _idf_for(self, snap: store.Snapshot) -> answering.Idf:
+        idf = self._idf
+        return idf if idf is not None and idf.snapshot is snap else answering.Idf(snap)
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[chat.Message] = (),
+        top_k: int | None = None,
+        filters: Filters | None = None,
+    ) -> Answer:
+        """Answer a question from the documents, with citations, or abstain."""
+        question = self._check_question(question)
+        top_k = self._check_top_k(top_k)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        snap = self.snapshot()
+        query = chat.rewrite(question, history)
+        t1 = time.perf_counter()
+        passages = retrieval.search(snap, self.embedder, query, top_k, filters)
+        t2 = time.perf_counter()
+        result = answering.answer(question, query, passages, self._idf_for(snap))
+        t3 = time.perf_counter()
+        timings.update(
+            rewrite=(t1 - t0) * 1e3,
+            retrieve=(t2 - t1) * 1e3,
+            answer=(t3 - t2) * 1e3,
+            total=(t3 - t0) * 1e3,
+        )
+        result.timings_ms = {k: round(v, 2) for k, v in timings.items()}
+        return result
+
+    def search(
+        self, query: str, top_k: int | None = None, filters: Filters | None = None
+    ) -> list[Passage]:
+        """Ranked passages for a query, without an answer."""
+        query = self._check_question(query)
+        return retrieval.search(
+            self.snapshot(), self.embedder, query, self._check_top_k(top_k), filters
+        )
+
+    def document(self, doc_id: str) -> Document:
+        return self.snapshot().document(doc_id)
+
+    def documents(self) -> list[dict]:
+        """Every document's metadata (id, title, date, source, n_chunks), sorted by id."""
+        docs = self.snapshot().manifest["documents"]
+        return [
+            {"id": doc_id, **{k: meta.get(k) for k in ("title", "date", "source", "n_chunks")}}
+            for doc_id, meta in sorted(docs.items())
+        ]
+
+    def status(self) -> dict:
+        snap = self.snapshot()
+        m = snap.manifest
+        return {
+            "version": snap.version,
+            "documents": len(m["documents"]),
+            "chunks": m["n_chunks"],
+            "model": m["model"],
+            "dim": m["dim"],
+            "created_at": m["created_at"],
+        }
+
+    def _check_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidInput("the question is empty; type a question about your documents")
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            raise InvalidInput(
+                f"the question is {len(question)} characters long; the limit is {limit}"
+            )
+        return question.strip()
+
+    def _check_top_k(self, top_k: int | None) -> int:
+        top_k = self.settings.top_k if top_k is None else top_k
+        if not 1 <= top_k <= 50:
+            raise InvalidInput(f"top_k must be between 1 and 50, not {top_k}")
+        return top_k
