@@ -25,7 +25,9 @@ from qa.store import Snapshot
 W_COVERAGE, W_TYPE, W_PASSAGE = 0.6, 0.2, 0.2
 EXTRA_SENTENCE_RATIO = 0.8  # a 2nd/3rd sentence joins when it scores this close to the best
 MAX_SENTENCES = 3
-MIN_COVERAGE = 0.5  # below this share of the question's weight, the sources don't say
+PRIOR_CHUNKS = 100  # idf smoothing, see Idf
+CONTEXT_CREDIT = 0.5  # a question term found near the sentence rather than in it
+MIN_COVERAGE = 0.4  # below this share of the question's weight, the sources don't say
 
 NUMBER, DATE, PERSON, PLACE, OTHER = "number", "date", "person", "place", "other"
 
@@ -69,6 +71,7 @@ _NUMBER_RE = re.compile(
     r"(?:[- ](?:million|billion|thousand|hundred|percent))?",
     re.I,
 )
+_YEAR = re.compile(r"(?:1[0-9]|20)\d{2}s?")
 _NAME_RE = re.compile(
     r"\b[A-Z][\w’'.-]*(?:\s+(?:(?:of|de|da|van|von|al|bin|the|and|d’|d')\s+)?[A-Z][\w’'.-]*)*"
 )
@@ -97,7 +100,8 @@ def typed_spans(sentence: str, kind: str) -> list[tuple[int, int]]:
         found = [m.span() for m in _DATE_RE.finditer(sentence)]
     elif kind == NUMBER:
         found = [m.span() for m in _NUMBER_RE.finditer(sentence)]
-        found = [(s, e) for s, e in found if sentence[s:e].strip(" ,.")]
+        # A bare year ("in 2004") is a date, not an amount.
+        found = [(s, e) for s, e in found if not _YEAR.fullmatch(sentence[s:e].strip(" ,."))]
     elif kind in (PERSON, PLACE):
         found = [m.span() for m in _NAME_RE.finditer(sentence)]
     else:
@@ -127,9 +131,13 @@ class Idf:
         return bm25.vocab_dict, df, int(bm25.scores["num_docs"])
 
     def __call__(self, term: str) -> float:
+        """Smoothed idf: `PRIOR_CHUNKS` imaginary chunks keep a small corpus's topic words
+        (in every chunk of a one-article index) from weighing nothing; an unseen word counts
+        as seen once, since it is as often a paraphrase as a missing fact."""
         vocab, df, n = self._table
         count = int(df[vocab[term]]) if term in vocab and vocab[term] < len(df) else 0
-        return math.log(1 + (n - count + 0.5) / (count + 0.5))
+        count = max(count, 1)
+        return math.log(1 + (n + PRIOR_CHUNKS - count + 0.5) / (count + 0.5))
 
 
 @dataclass(frozen=True)
@@ -150,12 +158,17 @@ def answer(
     query: str,
     passages: Sequence[Passage],
     idf: Idf,
-    min_coverage: float = MIN_COVERAGE,
+    min_coverage: float | None = None,
 ) -> Answer:
     """Compose a cited extractive answer from `passages`, or abstain."""
     kind = question_type(question)
-    candidates = score_sentences(question, passages, idf, kind)
-    if not candidates or not supported(candidates[0], kind, min_coverage):
+    candidates = score_sentences(question, passages, idf, kind, query)
+    threshold = MIN_COVERAGE if min_coverage is None else min_coverage
+    if (
+        not candidates
+        or not supported(candidates[0], kind, threshold)
+        or missing_terms(question, passages)
+    ):
         return abstain(question, query, passages)
     best = candidates[0]
     chosen = [best] + [
@@ -204,21 +217,75 @@ def supported(best: Candidate, kind: str, min_coverage: float) -> bool:
     return kind == OTHER or best.typed
 
 
+def must_match(question: str) -> set[str]:
+    """Words a supporting passage must contain: the question's names, acronyms and numbers.
+
+    People paraphrase verbs and nouns, but rarely a name or a figure; when "PCP", "Rhine" or
+    "2020" is nowhere in the passages, the sources are about something else.
+    """
+    required = set()
+    for i, match in enumerate(re.finditer(r"[\w’'.-]+", question)):
+        word = match.group().strip(".’'-")
+        if not word:
+            continue
+        is_name = word[0].isupper() and i > 0 and word.lower() not in lexical.STOPWORDS
+        if is_name or word.isupper() and len(word) > 1 or any(ch.isdigit() for ch in word):
+            required.add(re.sub(r"['’]s$", "", word.lower()))
+    return required
+
+
+def missing_terms(question: str, passages: Sequence[Passage]) -> set[str]:
+    """The question's names and numbers that appear in none of the passages."""
+    text = " ".join(p.title + " " + p.text for p in passages)
+    found = set(lexical.words(text))
+    initials = "".join(w[0] for w in found and lexical.words(text))
+    return {w for w in must_match(question) if not _mentioned(w, found, initials)}
+
+
+def _mentioned(word: str, found: set[str], initials: str) -> bool:
+    """A name is mentioned as itself, another form of it ("Indian", "India"), inside a compound
+    ("SkyDrive"), or as an acronym's words ("MoU", "Memorandum of Understanding")."""
+    word = re.sub(r"['’]s$", "", word)
+    parts = lexical.words(word)
+    if len(parts) > 1:  # "55-nation", "Gay-Lussac"
+        return all(_mentioned(part, found, initials) for part in parts)
+    if word in found or any(ch.isdigit() for ch in word):
+        return word in found
+    stem = word[: max(4, len(word) - 3)]
+    if any(w.startswith(stem) or (len(word) >= 4 and word in w) for w in found):
+        return True
+    return 2 <= len(word) <= 5 and word in initials
+
+
 def score_sentences(
-    question: str, passages: Sequence[Passage], idf: Idf, kind: str | None = None
+    question: str,
+    passages: Sequence[Passage],
+    idf: Idf,
+    kind: str | None = None,
+    query: str | None = None,
 ) -> list[Candidate]:
-    """Every sentence of the passages, best first."""
+    """Every sentence of the passages, best first.
+
+    A question term found in the sentence counts fully; one found only elsewhere in the same
+    passage or in the document title counts `CONTEXT_CREDIT` (the sentence may say "it").
+    Terms that a follow-up's rewritten query added count half.
+    """
     kind = kind or question_type(question)
-    q_terms = [t for t in dict.fromkeys(lexical.terms(question)) if t not in _FILLER]
-    weights = {t: idf(t) for t in q_terms}
+    weights = {t: idf(t) for t in dict.fromkeys(lexical.terms(question)) if t not in _FILLER}
+    for t in lexical.terms(query or ""):
+        if t not in weights and t not in _FILLER:
+            weights[t] = 0.5 * idf(t)
     total = sum(weights.values()) or 1.0
     q_words = set(lexical.words(question))
     candidates = []
     for i, p in enumerate(passages):
+        around = set(lexical.terms(p.title + " " + p.text))
+        context = sum(w for t, w in weights.items() if t in around)
         for s, e in split_sentences(p.text):
             text = p.text[s:e]
             s_terms = set(lexical.terms(text))
-            coverage = sum(w for t, w in weights.items() if t in s_terms) / total
+            inside = sum(w for t, w in weights.items() if t in s_terms)
+            coverage = (inside + CONTEXT_CREDIT * (context - inside)) / total
             typed = any(
                 not set(lexical.words(text[a:b])) <= q_words for a, b in typed_spans(text, kind)
             )

@@ -95,6 +95,77 @@ def _print_status(index_dir: Path) -> None:
     snap.close()
 
 
+def _engine(index: Path | None):
+    from qa.engine import Engine
+
+    return Engine(_index_dir(index))
+
+
+def _print_answer(result, top_k_shown: int = 3) -> None:
+    style = typer.colors.YELLOW if result.abstained else typer.colors.GREEN
+    typer.secho(result.answer, fg=style, bold=True)
+    if result.short_answer:
+        typer.echo(f"Short answer: {result.short_answer}")
+    for c in result.citations:
+        date = f", {c.date}" if c.date else ""
+        typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}, chars {c.start}-{c.end})")
+        typer.echo(f"      “{c.quote}”")
+    if result.abstained and result.passages:
+        typer.echo("Related reading:")
+        for p in result.passages[:top_k_shown]:
+            snippet = p.text[:160].replace("\n", " ")
+            typer.echo(f"  - {p.title} ({p.doc_id}, chars {p.start}-{p.end}): {snippet}…")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    index: IndexOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="Passages to retrieve.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the HTTP /ask body.")] = False,
+) -> None:
+    """Answer one question from the index, with numbered citations."""
+    from qa.schemas import AskResponse
+
+    try:
+        result = _engine(index).ask(question, top_k=top_k)
+    except QAError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(AskResponse.of(result).model_dump_json(indent=2))
+    else:
+        if result.query != question.strip():
+            typer.echo(f"(searched: {result.query})")
+        _print_answer(result)
+
+
+@app.command()
+def chat(index: IndexOpt = None) -> None:
+    """Chat in the terminal; follow-up questions use the conversation so far."""
+    engine = _engine(index)
+    history: list[dict] = []
+    typer.echo("Ask about your documents. An empty line or Ctrl-D quits.")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        try:
+            result = engine.ask(question, history=history)
+        except QAError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED)
+            continue
+        if result.query != question:
+            typer.echo(f"(searched: {result.query})")
+        _print_answer(result)
+        history += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": result.answer},
+        ]
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

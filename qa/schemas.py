@@ -1,0 +1,179 @@
+"""The HTTP schema: what `POST /ask` and friends take and return (and `qa ask --json` prints)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qa.models import Answer, Citation, Passage
+from qa.retrieval import Filters
+
+MAX_QUESTION_CHARS = 2000
+MAX_HISTORY = 20
+
+
+class Message(BaseModel):
+    """One earlier turn of the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=20_000)
+
+
+class FiltersIn(BaseModel):
+    """Limit which documents may answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    doc_ids: list[str] = Field(default_factory=list, max_length=1000, description="Document ids.")
+    date_from: str | None = Field(
+        None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Earliest document date, YYYY-MM-DD."
+    )
+    date_to: str | None = Field(
+        None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Latest document date, YYYY-MM-DD."
+    )
+
+    def to_filters(self) -> Filters:
+        return Filters(tuple(self.doc_ids), self.date_from, self.date_to)
+
+
+class AskRequest(BaseModel):
+    """A question, optionally with the conversation so far."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    history: list[Message] = Field(default_factory=list, max_length=MAX_HISTORY)
+    top_k: int = Field(5, ge=1, le=50, description="Passages to retrieve.")
+    filters: FiltersIn | None = None
+
+
+class SearchRequest(BaseModel):
+    """A search without an answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    top_k: int = Field(5, ge=1, le=50)
+    filters: FiltersIn | None = None
+
+
+class CitationOut(BaseModel):
+    """A verbatim quote: document.text[start:end] == quote."""
+
+    n: int
+    doc_id: str
+    title: str
+    date: str | None
+    source: str
+    quote: str
+    start: int
+    end: int
+    score: float
+
+    @classmethod
+    def of(cls, c: Citation) -> CitationOut:
+        return cls(**c.__dict__)
+
+
+class PassageOut(BaseModel):
+    """A retrieved passage: document.text[start:end] == text."""
+
+    doc_id: str
+    title: str
+    date: str | None
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+    dense_score: float
+    lexical_score: float
+
+    @classmethod
+    def of(cls, p: Passage) -> PassageOut:
+        return cls(**p.__dict__)
+
+
+class AskResponse(BaseModel):
+    """The answer with its citations; `abstained` when the sources don't say."""
+
+    answer: str
+    short_answer: str | None
+    abstained: bool
+    query: str = Field(description="What was searched (the question, rewritten for follow-ups).")
+    citations: list[CitationOut]
+    passages: list[PassageOut]
+    timings_ms: dict[str, float]
+    mode: str = "extractive"
+    notes: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, a: Answer) -> AskResponse:
+        return cls(
+            answer=a.answer,
+            short_answer=a.short_answer,
+            abstained=a.abstained,
+            query=a.query,
+            citations=[CitationOut.of(c) for c in a.citations],
+            passages=[PassageOut.of(p) for p in a.passages],
+            timings_ms=a.timings_ms,
+            mode=a.mode,
+            notes=a.notes,
+        )
+
+
+class SearchResponse(BaseModel):
+    query: str
+    passages: list[PassageOut]
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    title: str
+    date: str | None
+    source: str
+    n_chunks: int
+
+
+class DocumentPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    documents: list[DocumentSummary]
+
+
+class DocumentFull(DocumentSummary):
+    place: str | None
+    hash: str
+    text: str
+
+
+class FileOutcome(BaseModel):
+    filename: str
+    status: Literal["pending", "added", "updated", "unchanged", "failed"]
+    error: str | None = None
+
+
+class Job(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    stage: str | None = None
+    done: int = 0
+    total: int = 0
+    files: list[FileOutcome]
+    error: str | None = None
+    version: str | None = None
+
+
+class Health(BaseModel):
+    ok: bool
+    version: str | None
+    documents: int
+    chunks: int
+    model: str
+
+
+class ErrorBody(BaseModel):
+    """Every error has this shape."""
+
+    error: str = Field(description="A machine-readable code, e.g. invalid_input, not_found.")
+    message: str = Field(description="What went wrong and what to do about it.")
