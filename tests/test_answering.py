@@ -1,0 +1,124 @@
+"""Answers with the real model over the seed article: cited, verbatim, abstaining, follow-ups."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qa import answering, chat
+from qa.engine import Engine
+from qa.errors import InvalidInput
+from qa.retrieval import Filters
+from tests.conftest import ROOT
+
+SEED_QUESTIONS = [
+    json.loads(line)
+    for line in (ROOT / "eval/sets/seed-news/questions.jsonl").read_text().splitlines()
+    if line.strip()
+]
+
+
+@pytest.fixture(scope="module")
+def engine(seed_index, embedder) -> Engine:
+    return Engine(seed_index, embedder)
+
+
+def assert_verbatim(engine: Engine, result) -> None:
+    for c in result.citations:
+        assert engine.document(c.doc_id).text[c.start : c.end] == c.quote
+    for p in result.passages:
+        assert engine.document(p.doc_id).text[p.start : p.end] == p.text
+
+
+def test_every_citation_and_passage_is_verbatim_on_every_seed_question(engine):
+    for q in SEED_QUESTIONS:
+        result = engine.ask(q["question"], q["history"])
+        assert_verbatim(engine, result)
+        assert result.abstained == (not result.citations)
+
+
+def test_a_figure_question_is_answered_with_its_sentence_and_short_answer(engine):
+    result = engine.ask("How much did the US EXIM Bank lend for the Reko Diq mine?")
+    assert not result.abstained
+    assert "$1.25 billion" in result.answer
+    assert result.answer.rstrip().endswith("]")
+    assert any("$1.25 billion" in c.quote for c in result.citations)
+    assert result.short_answer == "$1.25 billion"
+    assert result.citations[0].date == "2026-02-06"
+
+
+def test_who_question_gets_a_name(engine):
+    result = engine.ask("Who is America's Charge d'Affaires in Pakistan?")
+    assert "Natalie Baker" in result.answer
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of Australia?", "Who won the 2022 FIFA World Cup?"],
+)
+def test_off_topic_questions_abstain_with_related_reading(engine, question):
+    result = engine.ask(question)
+    assert result.abstained and result.citations == []
+    assert result.answer.startswith("The sources don't say")
+    assert result.passages, "the closest passages come back as related reading"
+
+
+def test_follow_up_is_rewritten_with_the_conversation(engine):
+    history = [
+        {"role": "user", "content": "What did the EXIM Bank approve for Reko Diq?"},
+        {"role": "assistant", "content": "$1.25 billion in financing [1]"},
+    ]
+    result = engine.ask("How many jobs will it create in Balochistan?", history)
+    assert "Reko" in result.query and "Diq" in result.query
+    assert "7,500" in result.answer
+    assert not result.abstained
+
+
+def test_rewrite_leaves_self_contained_questions_alone():
+    history = [{"role": "user", "content": "Tell me about Reko Diq."}]
+    question = "What is Project Vault's budget in dollars?"
+    assert chat.rewrite(question, history) == question
+    assert chat.rewrite("And there?", history).startswith("And there? (")
+
+
+def test_question_types():
+    assert answering.question_type("How many jobs?") == answering.NUMBER
+    assert answering.question_type("When did it sign?") == answering.DATE
+    assert answering.question_type("Who leads it?") == answering.PERSON
+    assert answering.question_type("Where is the mine?") == answering.PLACE
+    assert answering.question_type("What does it produce?") == answering.OTHER
+
+
+def test_names_and_numbers_missing_from_the_passages_force_abstention(engine):
+    snap = engine.snapshot()
+    from qa.retrieval import search
+
+    passages = search(snap, engine.embedder, "Reko Diq loan 2031", 3)
+    assert answering.missing_terms("What was the Reko Diq loan in 2031?", passages) == {"2031"}
+    assert answering.missing_terms("What is the MoU about?", passages) == set()  # acronym
+
+
+def test_filters_limit_the_documents_that_answer(engine):
+    passages = engine.search("EXIM loan", filters=Filters(date_from="2027-01-01"))
+    assert passages == []
+    passages = engine.search("EXIM loan", filters=Filters(doc_ids=("reko-diq-exim-2026-02-06.txt",)))
+    assert passages and {p.doc_id for p in passages} == {"reko-diq-exim-2026-02-06.txt"}
+
+
+def test_passages_never_overlap(engine):
+    passages = engine.search("critical minerals", top_k=10)
+    spans = sorted((p.doc_id, p.start, p.end) for p in passages)
+    for (d1, _, e1), (d2, s2, _) in zip(spans, spans[1:], strict=False):
+        assert d1 != d2 or s2 >= e1
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 5000])
+def test_bad_questions_get_a_clear_error(engine, bad):
+    with pytest.raises(InvalidInput):
+        engine.ask(bad)
+
+
+def test_top_k_out_of_range(engine):
+    with pytest.raises(InvalidInput, match="top_k"):
+        engine.ask("What is Project Vault?", top_k=0)
