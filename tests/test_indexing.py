@@ -23,7 +23,7 @@ from tests.conftest import ROOT, FakeEmbedder
 def write_corpus(folder: Path, n: int = 3, sentences: int = 30) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        body = " ".join(f"Document {i} states fact number {j} about topic {i}." for j in range(sentences))
+        body = " ".join(f"Document {i} states fact {j} about topic {i}." for j in range(sentences))
         (folder / f"doc{i}.txt").write_text(body)
     return folder
 
