@@ -107,7 +107,14 @@ def index_files(
                 on_progress("reading", n, len(files))
             seen.add(file.doc_id)
             try:
+                size = file.path.stat().st_size
+                if max_file_bytes is not None and size > max_file_bytes:
+                    limit = max_file_bytes / 1e6
+                    raise ingest.LoadError(f"too large ({size / 1e6:.1f} MB; limit {limit:.0f} MB)")
                 data = file.path.read_bytes()
+            except ingest.LoadError as exc:
+                report.failed.append((str(file.path), str(exc)))
+                continue
             except OSError as exc:
                 report.failed.append((str(file.path), f"cannot read: {exc.strerror or exc}"))
                 continue
