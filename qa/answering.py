@@ -61,9 +61,9 @@ _DATE_RE = re.compile(
     r"centur(?:y|ies)|(?:mon|tues|wednes|thurs|fri|satur|sun)day|\d{4}-\d{2}-\d{2})\b",
     re.I,
 )
-_NUMBER_WORDS = (
-    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    "hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|dozen|half"
+_NUMBER_WORDS = (  # "one" and "half" alone are too often not amounts ("one of the...")
+    "two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    "hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|dozen"
 )
 _NUMBER_RE = re.compile(
     rf"(?:[$€£¥]\s?)?\b\d[\d,.]*(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|"

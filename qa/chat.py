@@ -21,7 +21,7 @@ class Message(TypedDict):
 
 _REFERRING = frozenset(
     "it its it's they them their theirs there this that these those he him his she her hers "
-    "the same former latter such then".split()
+    "former latter such then".split()
 )
 _NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*")
 _QUESTION_WORDS = frozenset(

@@ -140,11 +140,11 @@ def _valid_date(value: str) -> bool:
 
 
 def _title_from_name(path: Path) -> str:
-    """ "reko-diq-exim-2026-02-06.txt" -> "Reko diq exim 2026 02 06"; "Black_Death" keeps case."""
+    """A title from a file name: "reko-diq-exim-2026-02-06.txt" gives "Reko Diq Exim"."""
     title = re.sub(r"[_\s]+", " ", path.stem).strip()
     if title.islower():
-        title = re.sub(r"-+", " ", title)
-        title = title[:1].upper() + title[1:]
+        title = re.sub(r"[-\s]*\d{4}-\d{2}-\d{2}$", "", title)  # the date is metadata
+        title = " ".join(w[:1].upper() + w[1:] for w in re.split(r"[-\s]+", title) if w)
     return title or path.name
 
 

@@ -16,7 +16,7 @@ def test_seed_article_dateline_becomes_metadata():
     assert doc.place == "Washington"
     assert doc.text.startswith("Washington: The US State Department listed")
     assert "date 2026" not in doc.text
-    assert doc.title == "Reko diq exim 2026 02 06"
+    assert doc.title == "Reko Diq Exim"
     assert len(doc.hash) == 64
 
 

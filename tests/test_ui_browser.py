@@ -1,0 +1,160 @@
+"""The chat UI in a real browser (Debian's chromium via Playwright), started by `qa up`.
+
+Asks about the seed article, waits for the answer and its quote, opens a source card and the whole
+document, uploads a file and asks about it; screenshots go to test-output/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.launcher import port_free
+from tests.conftest import ROOT
+from tests.ui_support import free_port, index_seed_corpus, running, wait_for_index, wait_ready
+
+CHROMIUM = Path("/usr/bin/chromium")
+OUT = ROOT / "test-output"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 60_000
+
+
+def _need(what: str) -> None:
+    """Skip without the browser on a developer's machine; in CI (CI set) that is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what}; CI must install it (.ci/run installs chromium)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    if not CHROMIUM.exists():
+        _need(f"{CHROMIUM} is missing: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need("playwright is not installed: pip install -e '.[dev]'")
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir
+    with sync_playwright() as pw:
+        # executable_path: Playwright never downloads a browser of its own.
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 1200},
+        )
+        context.set_default_timeout(WAIT_MS)
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def qa_up(tmp_path_factory, request):
+    """`qa up` on free ports, run from a folder without ui/ (the app is found by the package)."""
+    tmp = tmp_path_factory.mktemp("qa-up")
+    index_dir, api_port, ui_port = tmp / "index", free_port(), free_port()
+    api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
+    cmd = [sys.executable, "-m", "qa.cli", "up", "--index", str(index_dir)]
+    cmd += ["--api-port", str(api_port), "--ui-port", str(ui_port)]
+    log = tmp / "qa-up.log"
+    with running(cmd, [], log, cwd=tmp) as proc:
+        index_seed_corpus(index_dir, request.getfixturevalue("embedder"))
+        wait_for_index(api, proc)
+        wait_ready(f"{ui}/_stcore/health", proc, log)
+        yield {"api": api, "ui": ui, "proc": proc, "log": log, "ports": (api_port, ui_port)}
+
+
+def test_ask_in_a_browser(browser_context, qa_up) -> None:
+    from playwright.sync_api import expect
+
+    OUT.mkdir(exist_ok=True)
+    page = browser_context.new_page()
+    page.goto(qa_up["ui"])
+    chat = page.get_by_placeholder("Ask about your documents")
+    chat.wait_for()
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("1")
+
+    chat.fill("How much is the EXIM loan for Reko Diq?")
+    chat.press("Enter")
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    expect(answer).to_contain_text("$1.25 billion")
+    expect(answer).to_contain_text("[1]")
+
+    card = answer.get_by_test_id("stExpander").filter(
+        has=page.locator("mark", has_text="$1.25 billion")
+    )
+    expect(card).to_have_count(1)
+    card.locator("summary").click()
+    quote = card.locator("mark")
+    expect(quote).to_be_visible()
+    expect(quote).to_contain_text("US EXIM Bank had approved $1.25 billion")
+    expect(card).to_contain_text("2026-02-06")
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(OUT / "ui-answer.png"), full_page=True)
+
+    card.get_by_role("button", name="Open the whole document").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("mark")).to_contain_text("$1.25 billion")
+    expect(dialog).to_contain_text("Frontier Works Organisation")  # the last paragraph
+    page.screenshot(path=str(OUT / "ui-document.png"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+
+
+def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
+    from playwright.sync_api import expect
+
+    note = tmp_path / "quillton-festival.txt"
+    note.write_text(
+        "Quillton festival report\n\n"
+        "The Zorblat festival takes place every March in Quillton. "
+        "In 2025 it attracted 12,400 visitors, a record for the town.\n",
+        encoding="utf-8",
+    )
+    page = browser_context.new_page()
+    page.goto(qa_up["ui"])
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(note))
+    sidebar.get_by_role("button", name="Index 1 file(s)").click()
+    expect(sidebar).to_contain_text("Indexed: 1 added")
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("2")
+
+    chat = page.get_by_placeholder("Ask about your documents")
+    chat.fill("How many visitors did the Zorblat festival attract in 2025?")
+    chat.press("Enter")
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    expect(answer).to_contain_text("12,400")
+    page.screenshot(path=str(OUT / "ui-upload.png"), full_page=True)
+
+    # Remove it again from the document list, with the confirmation step.
+    docs = sidebar.get_by_test_id("stExpander").filter(has_text="Documents (2)")
+    docs.locator("summary").click()
+    docs.locator("[class*='st-key-del-quillton'] button:visible").click()
+    expect(sidebar).to_contain_text("Remove quillton-festival.txt (Quillton festival) from the")
+    sidebar.get_by_role("button", name="Remove", exact=True).click()
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("1")
+    expect(sidebar).to_contain_text("Documents (1)")
+
+
+def test_ctrl_c_stops_both(qa_up) -> None:
+    proc: subprocess.Popen = qa_up["proc"]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0, qa_up["log"].read_text(errors="replace")[-3000:]
+    assert all(port_free(port) for port in qa_up["ports"])
+    assert "qa is up" in qa_up["log"].read_text()

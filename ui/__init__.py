@@ -1,0 +1,1 @@
+"""The Streamlit chat UI, a client of the qa HTTP service."""

@@ -1,0 +1,317 @@
+"""The chat page: ask your documents, read answers made of quotes, open each quote in its source.
+
+A thin client of the qa HTTP service (QA_API_URL): `streamlit run ui/app.py`, or `qa up` for both.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts only ui/ on the path
+    sys.path.insert(0, str(ROOT))
+
+from qa.config import Settings  # noqa: E402
+from qa.ingest import SUPPORTED  # noqa: E402
+from qa.schemas import MAX_HISTORY, AskResponse, CitationOut, Health, Job, PassageOut  # noqa: E402
+from ui import render  # noqa: E402
+from ui.client import Client, ServiceError  # noqa: E402
+
+UPLOAD_TIMEOUT_S = 30 * 60
+DOCS_SHOWN = 50
+
+st.set_page_config(page_title="qa: answers with sources", page_icon=":material/menu_book:")
+
+
+def settings() -> Settings:
+    # Read on every run (not the cached get_settings) so a changed QA_API_URL takes effect.
+    return Settings()
+
+
+def client() -> Client:
+    s = settings()
+    return Client(s.api_url, s.api_key)
+
+
+def state_defaults() -> None:
+    st.session_state.setdefault("messages", [])
+    st.session_state.setdefault("uploader_key", 0)
+    st.session_state.setdefault("last_job", None)
+    st.session_state.setdefault("confirm_delete", None)
+
+
+# The conversation
+
+
+def history(messages: list[dict]) -> list[dict]:
+    """The turns to send as `history`: questions and answers, not error messages."""
+    turns = [{"role": m["role"], "content": m["content"]} for m in messages if not m.get("error")]
+    return turns[-MAX_HISTORY:]
+
+
+def show_message(i: int, message: dict) -> None:
+    with st.chat_message(message["role"]):
+        if message.get("error"):
+            st.error(message["content"], icon=":material/error:")
+        elif message.get("response"):
+            show_answer(i, message["question"], AskResponse.model_validate(message["response"]))
+        else:
+            st.markdown(render.escape_markdown(message["content"]))
+
+
+def show_answer(i: int, question: str, answer: AskResponse) -> None:
+    if answer.query.strip() != question.strip():
+        st.caption(f"searched: {render.escape_markdown(answer.query)}")
+    if answer.abstained:
+        st.warning(render.escape_markdown(answer.answer), icon=":material/search_off:")
+        if answer.passages:
+            st.markdown("**Related reading**: the closest passages, which do not answer it.")
+            for j, p in enumerate(answer.passages):
+                related_card(i, j, p)
+    else:
+        if answer.short_answer:
+            short = render.escape_markdown(answer.short_answer)
+            st.success(f"Short answer: **{short}**", icon=":material/check_circle:")
+        st.markdown(render.answer_markdown(answer.answer))
+        for c in answer.citations:
+            source_card(i, c, answer.passages)
+    details = [answer.mode, f"{answer.timings_ms.get('total', 0):.0f} ms"]
+    st.caption(" · ".join(details + [render.escape_markdown(n) for n in answer.notes]))
+
+
+def source_card(i: int, c: CitationOut, passages: list[PassageOut]) -> None:
+    """A citation: its quote marked inside the passage it came from, and the document's details."""
+    label = f"[{c.n}] {render.escape_markdown(c.title)}" + (f" · {c.date}" if c.date else "")
+    with st.expander(label, icon=":material/format_quote:"):
+        st.caption(render.source_line(c.date, c.source, c.start, c.end))
+        st.html(render.quote_in_passage(c, render.passage_for(c, passages)))
+        if st.button("Open the whole document", key=f"doc-{i}-{c.n}", icon=":material/article:"):
+            document_dialog(c.doc_id, c.start, c.end)
+
+
+def related_card(i: int, j: int, p: PassageOut) -> None:
+    label = f"{render.escape_markdown(p.title)}" + (f" · {p.date}" if p.date else "")
+    with st.expander(label, icon=":material/description:"):
+        st.caption(render.source_line(p.date, p.source, p.start, p.end))
+        st.html(render.plain(p.text))
+        if st.button("Open the whole document", key=f"rel-{i}-{j}", icon=":material/article:"):
+            document_dialog(p.doc_id, p.start, p.end)
+
+
+@st.dialog("Source document", width="large")
+def document_dialog(doc_id: str, start: int, end: int) -> None:
+    """The full text of a document with the cited span highlighted and scrolled into view."""
+    try:
+        with client() as c:
+            doc = c.document(doc_id)
+    except ServiceError as exc:
+        st.error(exc.message)
+        return
+    st.markdown(f"**{render.escape_markdown(doc.title)}**")
+    st.caption(render.source_line(doc.date, doc.source, start, end))
+    if not 0 <= start <= end <= len(doc.text):
+        st.warning("The document changed since this answer; ask again to get fresh quotes.")
+        start = end = 0
+    st.html(render.quote_in_document(doc.text, start, end), unsafe_allow_javascript=True)
+
+
+def ask(question: str, turns: list[dict], top_k: int) -> dict:
+    """Send the question with the conversation before it; the message to store and show."""
+    try:
+        with client() as c:
+            answer = c.ask(question, turns, top_k)
+    except ServiceError as exc:
+        return {"role": "assistant", "content": exc.message, "error": True}
+    return {
+        "role": "assistant",
+        "content": answer.answer,
+        "question": question,
+        "response": answer.model_dump(),
+    }
+
+
+def chat(top_k: int) -> None:
+    messages = st.session_state.messages
+    if not messages:
+        st.caption(
+            "Ask a question about your documents. Every answer is made of quotes; "
+            "open a numbered source to see the quote in its document."
+        )
+    for i, message in enumerate(messages):
+        show_message(i, message)
+    question = st.chat_input("Ask about your documents")
+    if question and question.strip():
+        turns = history(messages)
+        messages.append({"role": "user", "content": question})
+        show_message(len(messages) - 1, messages[-1])
+        with st.spinner("Searching the documents…"):
+            reply = ask(question, turns, top_k)
+        messages.append(reply)
+        show_message(len(messages) - 1, reply)
+
+
+# The sidebar: index status, settings, uploads and the document list
+
+
+def index_status(c: Client) -> tuple[Health | None, str | None]:
+    """Show /health; (the Health record, None) or (None, what is wrong)."""
+    try:
+        health = c.health()
+    except ServiceError as exc:
+        st.error("Service unavailable; see the message on the page.", icon=":material/cloud_off:")
+        return None, exc.message
+    if not health.ok:
+        st.warning(
+            "No index yet. Upload documents below, or build one with "
+            "`qa index FOLDER` (`make run` indexes the sample corpora)."
+        )
+        return health, None
+    left, right = st.columns(2)
+    left.metric("Documents", health.documents)
+    right.metric("Chunks", health.chunks)
+    st.caption(f"model {health.model} · index {health.version}")
+    return health, None
+
+
+def upload_section(c: Client) -> None:
+    files = st.file_uploader(
+        "Add documents",
+        type=[s.lstrip(".") for s in SUPPORTED],
+        accept_multiple_files=True,
+        key=f"uploader-{st.session_state.uploader_key}",
+        max_upload_size=max(1, int(settings().max_upload_mb)),
+        help="Indexed in the background; a file with the same name replaces its document.",
+    )
+    if files and st.button(f"Index {len(files)} file(s)", type="primary", icon=":material/upload:"):
+        job = run_upload(c, [(f.name, f.getvalue(), f.type) for f in files])
+        if job is not None:
+            st.session_state.last_job = job.model_dump()
+            st.session_state.uploader_key += 1  # a fresh, empty uploader
+            st.cache_data.clear()
+            st.rerun()
+    if st.session_state.last_job:
+        show_job(Job.model_validate(st.session_state.last_job))
+
+
+def run_upload(c: Client, files: list[tuple[str, bytes, str | None]]) -> Job | None:
+    """Send the files, then follow the job with a progress bar until it ends."""
+    try:
+        job = c.upload(files)
+        bar = st.progress(0.0, text="Queued…")
+        deadline = time.monotonic() + UPLOAD_TIMEOUT_S
+        while job.status in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.4)
+            job = c.job(job.id)
+            fraction = min(job.done / job.total, 1.0) if job.total else 0.0
+            stage = job.stage or job.status
+            bar.progress(fraction, text=f"{stage.capitalize()}: {job.done} of {job.total}")
+    except ServiceError as exc:
+        st.error(f"Upload failed: {exc.message}")
+        return None
+    return job
+
+
+def show_job(job: Job) -> None:
+    failed = [f for f in job.files if f.status == "failed"]
+    if job.status == "failed":
+        st.error(f"Indexing failed: {job.error or 'see the service log'}")
+    elif job.status == "done":
+        counts: dict[str, int] = {}
+        for f in job.files:
+            counts[f.status] = counts.get(f.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        (st.warning if failed else st.success)(f"Indexed: {summary}.")
+    else:
+        st.info(f"Still {job.status}: {job.done} of {job.total}; reload later.")
+    for f in failed:
+        st.error(f"{render.escape_markdown(f.filename)}: {render.escape_markdown(f.error or '')}")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def documents(api_url: str, api_key: str | None, version: str | None) -> list[dict]:
+    """Every document's summary; cached per index version."""
+    with Client(api_url, api_key) as c:
+        return [d.model_dump() for d in c.all_documents().documents]
+
+
+def documents_section(c: Client, version: str | None) -> None:
+    s = settings()
+    try:
+        docs = documents(s.api_url, s.api_key, version)
+    except ServiceError as exc:
+        st.error(exc.message)
+        return
+    with st.expander(f"Documents ({len(docs)})", icon=":material/folder_open:"):
+        confirm_delete(c, docs)
+        needle = st.text_input("Filter", key="doc_filter", placeholder="title or file name")
+        if needle:
+            low = needle.lower()
+            docs = [d for d in docs if low in d["title"].lower() or low in d["id"].lower()]
+        for d in docs[:DOCS_SHOWN]:
+            text, button = st.columns([6, 1], vertical_alignment="center")
+            date = f" · {d['date']}" if d["date"] else ""
+            with text:
+                st.markdown(f"**{render.escape_markdown(d['title'])}**")
+                st.caption(f"{render.escape_markdown(d['id'])}{date} · {d['n_chunks']} chunks")
+            if button.button("", key=f"del-{d['id']}", icon=":material/delete:", help="Remove"):
+                st.session_state.confirm_delete = d["id"]
+                st.rerun()
+        if len(docs) > DOCS_SHOWN:
+            st.caption(f"Showing {DOCS_SHOWN} of {len(docs)}; type to filter.")
+
+
+def confirm_delete(c: Client, docs: list[dict]) -> None:
+    doc_id = st.session_state.confirm_delete
+    if not doc_id:
+        return
+    title = next((d["title"] for d in docs if d["id"] == doc_id), doc_id)
+    st.warning(
+        f"Remove **{render.escape_markdown(doc_id)}** ({render.escape_markdown(title)}) "
+        "from the index?"
+    )
+    yes, no = st.columns(2)
+    if yes.button("Remove", type="primary", key="confirm-yes"):
+        st.session_state.confirm_delete = None
+        try:
+            c.delete(doc_id)
+        except ServiceError as exc:
+            st.error(exc.message)
+            return
+        st.cache_data.clear()
+        st.toast(f"Removed {doc_id}")
+        st.rerun()
+    if no.button("Cancel", key="confirm-no"):
+        st.session_state.confirm_delete = None
+        st.rerun()
+
+
+def sidebar() -> tuple[int, str | None]:
+    """The sidebar; (top_k, what is wrong with the service or None)."""
+    with st.sidebar, client() as c:
+        st.header("Index", divider="gray")
+        health, problem = index_status(c)
+        st.header("Settings", divider="gray")
+        top_k = st.slider(
+            "Passages per answer (top_k)", 1, 20, min(settings().top_k, 20), key="top_k"
+        )
+        if health is not None:
+            st.header("Documents", divider="gray")
+            upload_section(c)
+            documents_section(c, health.version)
+    return top_k, problem
+
+
+def main() -> None:
+    state_defaults()
+    st.title("Answers with sources")
+    top_k, problem = sidebar()
+    if problem:
+        st.error(problem, icon=":material/cloud_off:")
+    chat(top_k)
+
+
+main()

@@ -1,0 +1,134 @@
+"""The UI's only way to the service: one small httpx client over the JSON API of `qa serve`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from qa.schemas import AskResponse, DocumentFull, DocumentPage, Health, Job
+
+CONNECT_TIMEOUT = 3.0
+T = TypeVar("T", bound=BaseModel)
+READ_TIMEOUT = 120.0  # the first question after a start can wait for the model to load
+
+
+class ServiceError(Exception):
+    """The service answered with an error, or not at all; the message says what to do."""
+
+    def __init__(self, message: str, code: str = "error", status: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
+class Unreachable(ServiceError):
+    """Nothing answers at the service's URL."""
+
+
+class Client:
+    """The HTTP API of the qa service, returning its schema records."""
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def health(self) -> Health:
+        return _parse(Health, self._call("GET", "/health"))
+
+    def ask(self, question: str, history: Sequence[dict], top_k: int) -> AskResponse:
+        body = {"question": question, "history": list(history), "top_k": top_k}
+        return _parse(AskResponse, self._call("POST", "/ask", json=body))
+
+    def documents(self, offset: int = 0, limit: int = 1000) -> DocumentPage:
+        params = {"offset": offset, "limit": limit}
+        return _parse(DocumentPage, self._call("GET", "/documents", params=params))
+
+    def all_documents(self) -> DocumentPage:
+        """Every document, fetched page by page."""
+        page = self.documents()
+        docs = list(page.documents)
+        while len(docs) < page.total and page.documents:
+            page = self.documents(offset=len(docs))
+            docs += page.documents
+        return DocumentPage(total=len(docs), offset=0, limit=len(docs), documents=docs)
+
+    def document(self, doc_id: str) -> DocumentFull:
+        return _parse(DocumentFull, self._call("GET", f"/documents/{quote(doc_id, safe='/')}"))
+
+    def delete(self, doc_id: str) -> None:
+        self._call("DELETE", f"/documents/{quote(doc_id, safe='/')}")
+
+    def upload(self, files: Sequence[tuple[str, bytes, str | None]]) -> Job:
+        """Send (filename, content, mime type) files to be indexed; returns the queued job."""
+        octet = "application/octet-stream"
+        parts = [("files", (name, data, mime or octet)) for name, data, mime in files]
+        return _parse(Job, self._call("POST", "/documents", files=parts))
+
+    def job(self, job_id: str) -> Job:
+        return _parse(Job, self._call("GET", f"/jobs/{job_id}"))
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise Unreachable(
+                f"The qa service at {self.base_url} did not answer in time "
+                f"({exc.__class__.__name__}); it may be busy: try again, or see its log.",
+                "timeout",
+            ) from exc
+        except httpx.TransportError as exc:
+            raise Unreachable(
+                f"Cannot reach the qa service at {self.base_url}: start it with `qa serve` "
+                "(or `qa up`, or `make run`), or set QA_API_URL to where it runs.",
+                "unreachable",
+            ) from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServiceError(
+                f"{self.base_url}{path} did not answer with JSON; is QA_API_URL the qa service?",
+                "bad_response",
+                response.status_code,
+            ) from exc
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _error(response: httpx.Response) -> ServiceError:
+    """The service's `{"error", "message"}` body as an exception, with a hint for common codes."""
+    try:
+        body = response.json()
+        code, message = str(body["error"]), str(body["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", response.text[:300] or response.reason_phrase
+    if response.status_code == 401:
+        message += " (set QA_API_KEY for the UI to the service's key)"
+    return ServiceError(message, code, response.status_code)
+
+
+def _parse(model: type[T], data: Any) -> T:
+    """Check a response against the schema; a mismatch means the UI and service versions differ."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ServiceError(
+            f"the service answered in an unexpected shape ({exc.error_count()} errors); "
+            "are the UI and the service the same version?",
+            "bad_response",
+        ) from exc

@@ -1,0 +1,90 @@
+"""Pure text helpers for the page: quotes highlighted by offsets, answers made safe for markdown."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from qa.schemas import CitationOut, PassageOut
+
+MARK_STYLE = "background:#ffe58f;color:#1f1f1f;padding:0 2px;border-radius:3px"
+BOX_STYLE = "line-height:1.6;white-space:pre-wrap"
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>$~|])")
+_LINE_START = re.compile(r"^(\s*)([#+\-=]|\d+(?=\.))", re.MULTILINE)
+_MARKER = re.compile(r"\\\[(\d+)\\\]")
+
+
+def passage_for(citation: CitationOut, passages: Sequence[PassageOut]) -> PassageOut | None:
+    """The retrieved passage that holds the citation's [start, end], if any."""
+    for p in passages:
+        if p.doc_id == citation.doc_id and p.start <= citation.start and citation.end <= p.end:
+            return p
+    return None
+
+
+def highlight(text: str, start: int, end: int, *, scroll_box: bool = False) -> str:
+    """`text` as HTML with text[start:end] marked; offsets are relative to `text`."""
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    body = (
+        html.escape(text[:start])
+        + f'<mark style="{MARK_STYLE}">'
+        + html.escape(text[start:end])
+        + "</mark>"
+        + html.escape(text[end:])
+    )
+    style = BOX_STYLE + (";position:relative;max-height:60vh;overflow-y:auto" if scroll_box else "")
+    return f'<div class="qa-source" style="{style}">{body}</div>'
+
+
+def plain(text: str) -> str:
+    """`text` as HTML, nothing marked."""
+    return f'<div class="qa-source" style="{BOX_STYLE}">{html.escape(text)}</div>'
+
+
+def quote_in_passage(citation: CitationOut, passage: PassageOut | None) -> str:
+    """The citation's quote highlighted inside its passage, or alone when no passage holds it."""
+    if passage is not None:
+        start, end = citation.start - passage.start, citation.end - passage.start
+        if passage.text[start:end] == citation.quote:
+            return highlight(passage.text, start, end)
+    return highlight(citation.quote, 0, len(citation.quote))
+
+
+def quote_in_document(text: str, start: int, end: int) -> str:
+    """The whole document with the quote at [start, end] highlighted, in a box scrolled to it."""
+    box_id = f"qa-doc-{start}-{end}"
+    box = highlight(text, start, end, scroll_box=True).replace(
+        '<div class="qa-source"', f'<div id="{box_id}" class="qa-source"', 1
+    )
+    # Needs st.html(..., unsafe_allow_javascript=True); without it the box just starts at the top.
+    script = (
+        "<script>(() => {"
+        f"const box = document.getElementById({box_id!r}); if (!box) return;"
+        "const mark = box.querySelector('mark'); if (!mark) return;"
+        "box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3);"
+        "})();</script>"
+    )
+    return box + script
+
+
+def escape_markdown(text: str) -> str:
+    """Text shown literally by st.markdown (no emphasis, links or `$` math)."""
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    # A line starting "# ", "- " or "1. " would become a heading or a list.
+    return _LINE_START.sub(_escape_line_start, text)
+
+
+def _escape_line_start(m: re.Match[str]) -> str:
+    lead, mark = m.group(1), m.group(2)
+    return lead + (mark + "\\" if mark[0].isdigit() else "\\" + mark)
+
+
+def answer_markdown(answer: str) -> str:
+    """The answer, escaped, with its citation markers like "[1]" in bold."""
+    return _MARKER.sub(r"**\\[\1\\]**", escape_markdown(answer))
+
+
+def source_line(date: str | None, source: str, start: int, end: int) -> str:
+    """The caption under a title: date, source and character span, escaped."""
+    return f"{escape_markdown(date or 'undated')} · {escape_markdown(source)} · chars {start}–{end}"
