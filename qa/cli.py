@@ -166,6 +166,210 @@ def chat(index: IndexOpt = None) -> None:
         ]
 
 
+@app.command("eval")
+def eval_(
+    set_dir: Annotated[
+        Path, typer.Argument(metavar="SET", help="Eval set folder, e.g. eval/sets/seed-news.")
+    ],
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="Index folder [default: index/eval-<set name>]"),
+    ] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="Passages per answer [default: QA_TOP_K]")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Report folder [default: reports/<set name>]")
+    ] = None,
+    build: Annotated[
+        bool, typer.Option(help="Index the set's corpus/ first (incremental: only changes).")
+    ] = True,
+    min_answer_recall: Annotated[
+        float | None, typer.Option(help="Fail below this fact recall (Engine.ask).")
+    ] = None,
+    min_retrieval_recall5: Annotated[
+        float | None, typer.Option(help="Fail below this answer recall@5 (fused).")
+    ] = None,
+    min_abstain: Annotated[
+        float | None, typer.Option(help="Fail below this abstention rate on unanswerables.")
+    ] = None,
+    max_wrong_abstain: Annotated[
+        float | None, typer.Option(help="Fail above this abstention rate on answerables.")
+    ] = None,
+    min_verbatim: Annotated[
+        float | None, typer.Option(help="Fail below this share of verbatim citations.")
+    ] = None,
+    min_support: Annotated[
+        float | None, typer.Option(help="Fail below this share of answers whose quotes hold gold.")
+    ] = None,
+) -> None:
+    """Run an eval set through Engine.ask and report recall, citations, abstention, latency."""
+    from qa import evaluation
+    from qa.embedding import is_terminal
+
+    checks = evaluation.thresholds(
+        min_answer_recall=min_answer_recall,
+        min_retrieval_recall5=min_retrieval_recall5,
+        min_abstain=min_abstain,
+        max_wrong_abstain=max_wrong_abstain,
+        min_verbatim=min_verbatim,
+        min_support=min_support,
+    )
+    try:
+        run = evaluation.run_eval(set_dir, index, top_k, build=build, progress=is_terminal())
+    except QAError as exc:
+        raise _fail(exc) from exc
+    paths = evaluation.write_outputs(run, out or Path("reports") / run.set_name)
+    typer.echo(evaluation.summary_tables(run.summary))
+    typer.echo("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    problems = evaluation.missed(run.summary, checks)
+    for problem in problems:
+        typer.secho(f"threshold missed: {problem}", fg=typer.colors.RED, err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP service (OpenAPI docs at /docs); the model and index load once."""
+    import uvicorn
+
+    from qa.api import create_app
+
+    settings = get_settings()
+    if index is not None:
+        settings = settings.model_copy(update={"index_dir": index})
+    if not settings.api_key and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.secho(
+            f"warning: listening on {host} without QA_API_KEY; anyone who can reach it "
+            "can read, add and delete documents",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    uvicorn.run(create_app(settings), host=host, port=port)
+
+
+bench_app = typer.Typer(
+    no_args_is_help=True,
+    help="Speed benchmarks, each beside its floor (the bare model) measured in the same run.",
+)
+app.add_typer(bench_app, name="bench")
+BenchOut = Annotated[Path, typer.Option("--out", help="Folder for the JSON (and PNG) results.")]
+
+
+@bench_app.command("index")
+def bench_index(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Folder of documents to index.")] = Path(
+        "eval/sets/squad-dev/corpus"
+    ),
+    out: BenchOut = Path("reports/bench"),
+    repeats: Annotated[int, typer.Option(min=1, help="Pipeline runs (floor runs: one more).")] = 2,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Encoder batch [default: QA_EMBED_BATCH_SIZE]")
+    ] = None,
+) -> None:
+    """Indexing throughput vs the bare encoder on the same chunks; no-change re-index time."""
+    from qa import bench
+
+    try:
+        result = bench.bench_index(corpus, None, batch_size, repeats, say=bench.stderr_say)
+    except QAError as exc:
+        raise _fail(exc) from exc
+    path = bench.write_json(result, out / "index.json")
+    typer.echo(bench.format_index(result))
+    typer.echo(f"\nwrote {path}")
+
+
+@bench_app.command("ask")
+def bench_ask(
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Index folder [default: index/eval-<set>]")
+    ] = None,
+    set_dir: Annotated[
+        Path, typer.Option("--set", help="Eval set whose questions are asked.")
+    ] = Path("eval/sets/squad-dev"),
+    n: Annotated[int | None, typer.Option("--n", min=1, help="Ask only the first N.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Passages per answer.")] = None,
+    out: BenchOut = Path("reports/bench"),
+) -> None:
+    """Warm Engine.ask latency vs one query encode + one FAISS search (target p50 < 60 ms)."""
+    from qa import bench, evaluation
+    from qa.embedding import default_embedder, is_terminal
+    from qa.indexing import index_paths
+
+    try:
+        questions = evaluation.load_questions(set_dir)
+        if index is None:
+            index = evaluation.default_index_dir(set_dir)
+            index_paths(
+                [set_dir / "corpus"],
+                index,
+                default_embedder(),
+                evaluation.chunking_params(),
+                progress=is_terminal(),
+            )
+        result = bench.bench_ask(index, questions, n, top_k, say=bench.stderr_say)
+    except QAError as exc:
+        raise _fail(exc) from exc
+    path = bench.write_json(result, out / "ask.json")
+    plot = bench.plot_ask(result, out / "ask.png")
+    typer.echo(bench.format_ask(result))
+    typer.echo(f"\nwrote {path}, {plot}")
+
+
+@bench_app.command("scale")
+def bench_scale(
+    sizes: Annotated[
+        str, typer.Option(help="Index sizes in chunks, comma-separated.")
+    ] = "1000,10000,100000",
+    set_dir: Annotated[
+        Path, typer.Option("--set", help="Eval set whose corpus is grown and questions asked.")
+    ] = Path("eval/sets/squad-dev"),
+    queries: Annotated[int, typer.Option(min=1, help="Questions asked per size.")] = 50,
+    out: BenchOut = Path("reports/bench"),
+) -> None:
+    """Build time, query latency, memory and disk as the index grows (synthetic copies)."""
+    from qa import bench
+
+    try:
+        counts = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError as exc:
+        raise _fail(f"--sizes takes whole numbers separated by commas, not {sizes!r}", 2) from exc
+    if not counts or min(counts) < 1:
+        raise _fail("--sizes needs at least one positive number of chunks", 2)
+    try:
+        result = bench.bench_scale(counts, set_dir, queries, say=bench.stderr_say)
+    except QAError as exc:
+        raise _fail(exc) from exc
+    path = bench.write_json(result, out / "scale.json")
+    plot = bench.plot_scale(result, out / "scale.png")
+    typer.echo(bench.format_scale(result))
+    typer.echo(f"\nwrote {path}, {plot}")
+
+
+# `qa bench serve` (HTTP load on the running service) joins here as another @bench_app.command.
+
+
+@app.command()
+def up(
+    index: IndexOpt = None,
+    api_port: Annotated[int, typer.Option("--api-port", help="Port of the HTTP service.")] = 8000,
+    ui_port: Annotated[int, typer.Option("--ui-port", help="Port of the chat UI.")] = 8501,
+) -> None:
+    """Start the HTTP service and the chat UI together (on 127.0.0.1); Ctrl-C stops both."""
+    from qa import launcher
+
+    try:
+        code = launcher.up(_index_dir(index), api_port, ui_port, say=typer.echo)
+    except QAError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

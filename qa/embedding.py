@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -68,10 +69,17 @@ class MiniLMEmbedder(Embedder):
 
     def __init__(self) -> None:
         self._model = None
+        # A Hugging Face tokenizer keeps padding/truncation state: threads sharing it (a question
+        # asked while an upload embeds) fail with "Unable to create tensor". One call at a time.
+        self._lock = threading.RLock()
 
     @property
     def model(self):
         """The SentenceTransformer, loaded on first use (a no-change re-index never needs it)."""
+        with self._lock:
+            return self._load()
+
+    def _load(self):
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -90,15 +98,17 @@ class MiniLMEmbedder(Embedder):
         return self.model.tokenizer
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self.model.encode(
-            list(texts), batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True
-        )
+        with self._lock:
+            vectors = self.model.encode(
+                list(texts), batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True
+            )
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        with self._lock:
+            encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
 
