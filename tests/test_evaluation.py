@@ -1,0 +1,238 @@
+"""`qa eval` metrics on hand-made cases, an end-to-end run on a tiny set, and a bench smoke test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qa import bench, evaluation
+from qa.cli import app
+from qa.embedding import default_embedder
+from qa.evaluation import (
+    contains_answer,
+    exact_match,
+    f1_score,
+    first_hit,
+    mean_reciprocal_rank,
+    normalize_answer,
+    recall_at_k,
+)
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_normalize_answer_follows_squad_and_reads_curly_quotes() -> None:
+    assert normalize_answer("The  Normans!") == "normans"
+    assert normalize_answer("an Apple, a pear") == "apple pear"
+    assert normalize_answer("Washington’s supply chains") == "washingtons supply chains"
+    assert normalize_answer("Washington's supply chains") == "washingtons supply chains"
+    assert normalize_answer("U.S.") == "us"
+    assert normalize_answer("U.S.", punct_as_space=True) == "u s"
+    assert normalize_answer("theatre") == "theatre"  # "the" only as a word
+
+
+def test_contains_answer_matches_whole_words_only() -> None:
+    assert contains_answer("In April 1191 Richard left Messina.", ["1191"])
+    assert not contains_answer("In 11915 nothing happened.", ["1191"])
+    assert not contains_answer("It cost 100 dollars.", ["10"])
+    assert contains_answer("the Rhine river", ["The Rhine"])
+    assert contains_answer("Pakistan’s Reko Diq’s owner", ["Reko Diq"])  # possessive
+    assert contains_answer("a loan from the U.S. bank", ["US"])
+    assert contains_answer("$1.25 billion in financing", ["$1.25 billion"])
+    assert not contains_answer("anything", [])
+    assert not contains_answer("anything", ["", "  "])
+
+
+def test_exact_match_and_f1_take_the_best_gold() -> None:
+    golds = ["10th and 11th centuries", "in the 10th and 11th centuries"]
+    assert exact_match("The 10th and 11th centuries.", golds) == 1.0
+    assert exact_match("10th century", golds) == 0.0
+    assert f1_score("10th and 11th centuries", golds) == 1.0
+    # pred [10th, century] vs gold [10th, and, 11th, centuries]: P 1/2, R 1/4
+    assert f1_score("10th century", ["10th and 11th centuries"]) == pytest.approx(1 / 3)
+    assert f1_score("nothing alike", golds) == 0.0
+    assert f1_score("", golds) == 0.0
+
+
+def test_ranks_recall_at_k_and_mrr() -> None:
+    texts = ["no answer here", "still nothing", "it was in 1191", "1191 again"]
+    assert first_hit(texts, ["1191"]) == 3
+    assert first_hit(texts, ["1066"]) is None
+    ranks = [1, 3, None, 2]
+    assert recall_at_k(ranks, 1) == 0.25
+    assert recall_at_k(ranks, 2) == 0.5
+    assert recall_at_k(ranks, 5) == 0.75
+    assert mean_reciprocal_rank(ranks) == pytest.approx((1 + 1 / 3 + 0 + 1 / 2) / 4)
+    assert recall_at_k([], 5) is None
+
+
+def test_citation_markers_are_not_answers() -> None:
+    from qa.models import Answer
+
+    result = Answer("It happened twice. [1]", None, False, "q", [], [])
+    assert not contains_answer(evaluation.answer_text(result), ["1"])
+
+
+def test_thresholds_name_the_metric_and_the_option() -> None:
+    summary = {
+        "answers": {
+            "fused": {"fact_recall": 0.8, "wrong_abstain": 0.1, "abstain_unanswerable": None}
+        },
+        "retrieval": {"fused": {"recall@5": 0.95}},
+    }
+    checks = evaluation.thresholds(
+        min_answer_recall=0.85, max_wrong_abstain=0.2, min_retrieval_recall5=0.9
+    )
+    assert evaluation.missed(summary, checks) == [
+        "fact recall 0.800 is below --min-answer-recall 0.85"
+    ]
+    assert evaluation.missed(summary, evaluation.thresholds(max_wrong_abstain=0.05)) == [
+        "wrong abstain (answerable) 0.100 is above --max-wrong-abstain 0.05"
+    ]
+    (message,) = evaluation.missed(summary, evaluation.thresholds(min_abstain=0.5))
+    assert "not measured" in message and "--min-abstain" in message
+
+
+# ---------------------------------------------------------------- end to end
+
+DOCS = {
+    "rivers.txt": (
+        "The Rhine is a European river. It begins in the Swiss Alps and flows north into the "
+        "North Sea. The Rhine is about 1,230 kilometres long.\n\n"
+        "Basel is the first large city on the river."
+    ),
+    "castles.md": (
+        "# Norman castles\n\nThe Normans built many castles in England after 1066. "
+        "The Tower of London was begun by William the Conqueror in 1078.\n\n"
+        "Motte-and-bailey castles were quick to build from earth and timber."
+    ),
+}
+QUESTIONS = [
+    {
+        "id": "q1",
+        "question": "How long is the Rhine?",
+        "answers": ["1,230 kilometres", "1,230"],
+        "doc_id": "rivers.txt",
+        "evidence": "The Rhine is about 1,230 kilometres long.",
+        "unanswerable": False,
+        "history": [],
+    },
+    {
+        "id": "q2",
+        "question": "Who began the Tower of London?",
+        "answers": ["William the Conqueror"],
+        "doc_id": "castles.md",
+        "evidence": "The Tower of London was begun by William the Conqueror in 1078.",
+        "unanswerable": False,
+        "history": [],
+    },
+    {
+        "id": "q3",
+        "question": "What is the population of Basel?",
+        "answers": [],
+        "doc_id": None,
+        "evidence": None,
+        "unanswerable": True,
+        "history": [],
+    },
+]
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real bundled model, loaded once (the CLI's default_embedder() is this instance)."""
+    model = default_embedder()
+    model.embed_query("warm up")
+    return model
+
+
+@pytest.fixture
+def tiny_set(tmp_path: Path) -> Path:
+    set_dir = tmp_path / "tiny"
+    (set_dir / "corpus").mkdir(parents=True)
+    for name, text in DOCS.items():
+        (set_dir / "corpus" / name).write_text(text, encoding="utf-8")
+    lines = [json.dumps(q) for q in QUESTIONS]
+    (set_dir / "questions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return set_dir
+
+
+def test_eval_end_to_end_writes_reports_and_fails_on_a_missed_threshold(
+    embedder, tiny_set: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    index, out = tmp_path / "index", tmp_path / "out"
+    args = ["eval", str(tiny_set), "--index", str(index), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--min-verbatim", "1.0"])
+    assert result.exit_code == 0, result.output
+    assert "recall@5" in result.output and "fact recall" in result.output
+
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["q1", "q2", "q3"]
+    for r in records:
+        assert set(r["retrieval"]) == {"bm25", "dense", "fused"}
+        assert r["outcome"] in {"ok", "MISSED", "WRONG-ABSTAIN", "abstained-ok", "FALSE-ANSWER"}
+        assert all(c["verbatim"] for c in r["citations"])
+    assert records[0]["retrieval"]["fused"]["answer_rank"] == 1
+    assert records[1]["retrieval"]["bm25"]["doc_rank"] == 1
+    assert records[2]["retrieval"]["fused"]["answer_rank"] is None  # unanswerable: no gold
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_answerable"] == 2 and summary["n_unanswerable"] == 1
+    assert summary["answers"]["fused"]["verbatim"] == 1.0
+    assert summary["retrieval"]["fused"]["recall@5"] == 1.0
+    assert summary["latency_ms"]["p50"] > 0
+    report = (out / "report.md").read_text()
+    assert "## Definitions" in report and "answer recall@k" in report
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+    missed = runner.invoke(app, [*args, "--no-build", "--min-answer-recall", "1.01"])
+    assert missed.exit_code == 1
+    assert "--min-answer-recall 1.01" in missed.output
+    assert "fact recall" in missed.output
+
+
+def test_eval_refuses_a_folder_without_questions(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["eval", str(tmp_path), "--index", str(tmp_path / "i")])
+    assert result.exit_code == 1
+    assert "questions.jsonl" in result.output
+
+
+def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path: Path) -> None:
+    """A smoke test: the benches run and report; no speed is asserted."""
+    indexed = bench.bench_index(tiny_set / "corpus", embedder, batch_size=8, repeats=1)
+    assert indexed["embedded_chunks"] == indexed["chunks"] > 0
+    assert len(indexed["runs"]["floor_s"]) == 2 and len(indexed["runs"]["noop_reindex_s"]) == 3
+    assert "ratio pipeline/floor" in bench.format_index(indexed)
+
+    from qa.indexing import index_paths
+
+    index = tmp_path / "index"
+    index_paths([tiny_set / "corpus"], index, embedder)
+    asked = bench.bench_ask(index, evaluation.load_questions(tiny_set), warmup=1)
+    assert asked["questions"] == 3 and len(asked["samples"]["ask_ms"]) == 3
+    assert "Engine.ask" in bench.format_ask(asked)
+    assert bench.plot_ask(asked, tmp_path / "ask.png").stat().st_size > 0
+
+    out = tmp_path / "scaled"
+    built = bench.build_scaled(str(index), str(out), size=25)
+    assert built["chunks"] == 25 and built["copies"] > 1
+    from qa import store
+
+    snap = store.open_snapshot(out)
+    assert snap.n_chunks == 25
+    for doc_id in snap.manifest["documents"]:  # perturbed copies keep exact offsets
+        doc = snap.document(doc_id)
+        assert all(doc.text[c.start : c.end] == c.text for _, c in snap.doc_chunks(doc_id))
+    snap.close()
+
+    queried = bench.query_scaled(
+        str(out), [{"question": q["question"], "history": []} for q in QUESTIONS], 3, warmup=1
+    )
+    assert queried["ask_ms"]["p50"] > 0 and queried["rank_ms"]["p50"] > 0
+    row = {"size": 25, **built, "embed_est_s": 1.0, **queried}
+    scaled = {"info": {"set": str(tiny_set)}, "floor_chunks_per_s": 25.0, "rows": [row]}
+    assert bench.plot_scale(scaled, tmp_path / "scale.png").stat().st_size > 0
