@@ -15,6 +15,11 @@ import numpy as np
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
+# OpenMP threads that spin while waiting make a 2-core machine crawl as soon as anything else
+# runs: a query encode took 500 ms instead of 12 ms next to a busy process (`qa bench ask`).
+# Waiting passively costs nothing measurable when idle. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 class Embedder:
     """Turns texts into L2-normalized float32 vectors; subclasses implement `embed_batch`."""
