@@ -298,20 +298,12 @@ def bench_ask(
 ) -> None:
     """Warm Engine.ask latency vs one query encode + one FAISS search (target p50 < 60 ms)."""
     from qa import bench, evaluation
-    from qa.embedding import default_embedder, is_terminal
-    from qa.indexing import index_paths
 
     try:
         questions = evaluation.load_questions(set_dir)
         if index is None:
             index = evaluation.default_index_dir(set_dir)
-            index_paths(
-                [set_dir / "corpus"],
-                index,
-                default_embedder(),
-                evaluation.chunking_params(),
-                progress=is_terminal(),
-            )
+            _build_set_index(set_dir, index)
         result = bench.bench_ask(index, questions, n, top_k, say=bench.stderr_say)
     except QAError as exc:
         raise _fail(exc) from exc
@@ -351,7 +343,54 @@ def bench_scale(
     typer.echo(f"\nwrote {path}, {plot}")
 
 
-# `qa bench serve` (HTTP load on the running service) joins here as another @bench_app.command.
+@bench_app.command("serve")
+def bench_serve(
+    url: Annotated[
+        str | None, typer.Option(help="A running service [default: start one on a free port]")
+    ] = None,
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Index folder [default: index/eval-<set>]")
+    ] = None,
+    set_dir: Annotated[
+        Path, typer.Option("--set", help="Eval set whose questions are asked.")
+    ] = Path("eval/sets/squad-dev"),
+    clients: Annotated[int, typer.Option(min=1, max=200, help="Concurrent clients.")] = 20,
+    seconds: Annotated[float, typer.Option(min=1, max=600, help="How long to load.")] = 30.0,
+    out: BenchOut = Path("reports/bench"),
+) -> None:
+    """The HTTP service under concurrent load: requests/s, p50/p95/p99, errors."""
+    from qa import bench, evaluation, loadtest
+
+    try:
+        questions = evaluation.load_questions(set_dir)
+        if index is None:
+            index = evaluation.default_index_dir(set_dir)
+            _build_set_index(set_dir, index)
+        result = loadtest.bench_serve(
+            index, questions, url, clients, seconds, api_key=get_settings().api_key
+        )
+    except (QAError, RuntimeError) as exc:
+        raise _fail(exc) from exc
+    path = bench.write_json(result, out / "serve.json")
+    typer.echo(loadtest.format_serve(result))
+    typer.echo(f"\nwrote {path}")
+    if result["errors"]:
+        raise typer.Exit(1)
+
+
+def _build_set_index(set_dir: Path, index: Path) -> None:
+    """Build (incrementally) the index of an eval set's corpus."""
+    from qa import evaluation
+    from qa.embedding import default_embedder, is_terminal
+    from qa.indexing import index_paths
+
+    index_paths(
+        [set_dir / "corpus"],
+        index,
+        default_embedder(),
+        evaluation.chunking_params(),
+        progress=is_terminal(),
+    )
 
 
 @app.command()
