@@ -21,7 +21,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from qa.evaluation import (
     percentile,
     run_info,
 )
+from qa.indexing import build_manifest
 from qa.models import Chunk, Document
 
 TARGET_INDEX_RATIO = 0.85  # pipeline throughput / bare encoder throughput, at least
@@ -456,29 +456,14 @@ def build_scaled(base_dir: str, out_dir: str, size: int, seed: int = 0) -> dict[
             out_rows.append(block.astype(np.float32))
         copy += 1
     matrix = np.vstack(out_rows)
-    counts: dict[str, int] = {}
-    for c in out_chunks:
-        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
-    manifest = {
-        key: value
-        for key, value in base.manifest.items()
-        if key not in ("version", "n_chunks", "documents")
-    }
-    manifest |= {
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "synthetic": SYNTHETIC_NOTE,
-        "documents": {
-            d.id: {
-                "hash": d.hash,
-                "title": d.title,
-                "date": d.date,
-                "place": d.place,
-                "source": d.source,
-                "n_chunks": counts[d.id],
-            }
-            for d in out_docs
-        },
-    }
+    manifest = build_manifest(
+        out_docs,
+        out_chunks,
+        base.manifest["model"],
+        base.manifest["dim"],
+        ChunkingParams(**base.manifest["chunking"]),
+    )
+    manifest["synthetic"] = SYNTHETIC_NOTE
     base.close()
     make_s = time.perf_counter() - t_make
     t0 = time.perf_counter()

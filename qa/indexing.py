@@ -147,7 +147,7 @@ def index_files(
         documents = kept_docs + fresh
         chunks = kept_chunks + new_chunks
         vectors = np.vstack([kept_vectors.reshape(-1, embedder.dim), new_vectors])
-        manifest = _manifest(documents, chunks, embedder, params)
+        manifest = build_manifest(documents, chunks, embedder.name, embedder.dim, params)
         if on_progress:
             on_progress("writing", len(chunks), len(chunks))
         report.version = store.write_version(index_dir, manifest, documents, chunks, vectors)
@@ -250,16 +250,21 @@ def _embed_documents(
     return chunks, vectors, len(todo)
 
 
-def _manifest(
-    documents: Sequence[Document], chunks: Sequence[Chunk], embedder: Embedder, params
+def build_manifest(
+    documents: Sequence[Document],
+    chunks: Sequence[Chunk],
+    model: str,
+    dim: int,
+    params: ChunkingParams,
 ) -> dict:
+    """What a version records about how it was built and what it holds."""
     counts: dict[str, int] = {}
     for chunk in chunks:
         counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
     return {
         "format": store.FORMAT,
-        "model": embedder.name,
-        "dim": embedder.dim,
+        "model": model,
+        "dim": dim,
         "chunking": asdict(params),
         "embedded_text": "title + newline + chunk text",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
