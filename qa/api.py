@@ -16,14 +16,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, File, Path, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qa import __version__ as qa_version
-from qa import store
+from qa import sse, store
 from qa.config import Settings, get_settings
 from qa.engine import Engine
 from qa.errors import Busy, IndexMismatch, IndexMissing, InvalidInput, NotFound, QAError
@@ -273,11 +273,29 @@ def health(engine: EngineDep) -> Health:
     return _health(engine)
 
 
-@router.post("/ask", response_model=AskResponse, responses=_JSON_BODY, tags=["answers"])
-def ask(body: AskRequest, engine: EngineDep) -> AskResponse:
+_ASK_STREAM = {
+    200: {
+        "content": {sse.MEDIA_TYPE: {"schema": sse.EVENT_SCHEMA}},
+        "description": "With `stream: true`: `event: token` frames, then one `event: answer` "
+        "frame whose data is the AskResponse JSON.",
+    }
+}
+
+
+@router.post(
+    "/ask",
+    response_model=AskResponse,
+    responses={**_JSON_BODY, **_ASK_STREAM},
+    tags=["answers"],
+)
+def ask(body: AskRequest, engine: EngineDep) -> Any:
     """Answer a question with verbatim, cited quotes, or abstain when the sources don't say."""
     history = [{"role": m.role, "content": m.content} for m in body.history]
     filters = body.filters.to_filters() if body.filters else None
+    if body.stream:
+        events = engine.ask_stream(body.question, history, body.top_k, filters)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(sse.frames(events), media_type=sse.MEDIA_TYPE, headers=headers)
     return AskResponse.of(engine.ask(body.question, history, body.top_k, filters))
 
 

@@ -115,6 +115,8 @@ def _print_answer(result, top_k_shown: int = 3) -> None:
         for p in result.passages[:top_k_shown]:
             snippet = p.text[:160].replace("\n", " ")
             typer.echo(f"  - {p.title} ({p.doc_id}, chars {p.start}-{p.end}): {snippet}…")
+    for note in result.notes:  # LLM mode: removed sentences, fallbacks
+        typer.secho(f"note: {note}", dim=True)
 
 
 @app.command()
@@ -123,14 +125,28 @@ def ask(
     index: IndexOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Passages to retrieve.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the HTTP /ask body.")] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Show the model's words as it writes (QA_LLM_URL).")
+    ] = False,
 ) -> None:
     """Answer one question from the index, with numbered citations."""
+    from qa.generation import Final
     from qa.schemas import AskResponse
 
     try:
-        result = _engine(index).ask(question, top_k=top_k)
+        if stream and not as_json:
+            result = None
+            for event in _engine(index).ask_stream(question, top_k=top_k):
+                if isinstance(event, Final):
+                    result = event.answer
+                else:
+                    typer.secho(event.text, nl=False, dim=True)
+            typer.echo("")  # the verified answer follows the raw draft
+        else:
+            result = _engine(index).ask(question, top_k=top_k)
     except QAError as exc:
         raise _fail(exc) from exc
+    assert result is not None
     if as_json:
         typer.echo(AskResponse.of(result).model_dump_json(indent=2))
     else:

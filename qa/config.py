@@ -29,6 +29,24 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="Passages returned per question.")
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
 
+    # Generated answers (optional): any OpenAI-compatible endpoint; unset = extractive only
+    llm_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8080/v1; "
+        "unset = extractive answers only.",
+    )
+    llm_model: str = Field("default", description="Model name sent to the LLM endpoint.")
+    llm_api_key: str | None = Field(None, description="Bearer key for the LLM endpoint, if any.")
+    llm_timeout_s: float = Field(
+        60.0, gt=0, description="Longest wait for one generated answer, in seconds, in total."
+    )
+    llm_max_prompt_tokens: int = Field(
+        3000, ge=256, description="Prompt budget (cl100k_base tokens) for question and passages."
+    )
+    llm_max_answer_tokens: int = Field(
+        300, ge=16, description="Most tokens the model may generate per answer."
+    )
+
     # HTTP service
     api_key: str | None = Field(None, description="When set, every endpoint but /health needs it.")
     cors_origins: list[str] = Field(

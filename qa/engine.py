@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from qa import answering, chat, retrieval, store
+from qa import answering, chat, generation, llm, retrieval, store
 from qa.config import Settings, get_settings
 from qa.embedding import Embedder, default_embedder
 from qa.errors import InvalidInput
@@ -23,10 +23,13 @@ class Engine:
         index_dir: Path | None = None,
         embedder: Embedder | None = None,
         settings: Settings | None = None,
+        generator: llm.Generator | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.index_dir = Path(index_dir or self.settings.index_dir)
         self.embedder = embedder or default_embedder()
+        # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
+        self.generator = generator or llm.generator_from_settings(self.settings)
         self._lock = threading.Lock()
         self._snapshot: store.Snapshot | None = None
         self._idf: answering.Idf | None = None
@@ -66,7 +69,7 @@ class Engine:
         t1 = time.perf_counter()
         passages = retrieval.search(snap, self.embedder, query, top_k, filters)
         t2 = time.perf_counter()
-        result = answering.answer(question, query, passages, self._idf_for(snap))
+        result = self._answer(question, query, passages, snap)
         t3 = time.perf_counter()
         timings.update(
             rewrite=(t1 - t0) * 1e3,
@@ -74,8 +77,59 @@ class Engine:
             answer=(t3 - t2) * 1e3,
             total=(t3 - t0) * 1e3,
         )
-        result.timings_ms = {k: round(v, 2) for k, v in timings.items()}
+        # generate/verify timings of an LLM answer are kept beside these
+        result.timings_ms |= {k: round(v, 2) for k, v in timings.items()}
         return result
+
+    def _answer(
+        self, question: str, query: str, passages: list[Passage], snap: store.Snapshot
+    ) -> Answer:
+        idf = self._idf_for(snap)
+        if self.generator is None:
+            return answering.answer(question, query, passages, idf)
+        return generation.answer_with_llm(
+            question,
+            query,
+            passages,
+            idf,
+            self.generator,
+            self.embedder,
+            self.settings.llm_max_prompt_tokens,
+        )
+
+    def ask_stream(
+        self,
+        question: str,
+        history: Sequence[chat.Message] = (),
+        top_k: int | None = None,
+        filters: Filters | None = None,
+    ) -> Iterator[generation.Token | generation.Final]:
+        """Like `ask`, as events: the model's raw tokens, then the verified answer (`Final`).
+
+        Input checks and retrieval run before this returns, so bad input raises here rather
+        than in the middle of a stream. Without a generator there is only the `Final` event.
+        """
+        question = self._check_question(question)
+        top_k = self._check_top_k(top_k)
+        t0 = time.perf_counter()
+        snap = self.snapshot()
+        query = chat.rewrite(question, history)
+        passages = retrieval.search(snap, self.embedder, query, top_k, filters)
+        t1 = time.perf_counter()
+        if self.generator is None:
+            answer = answering.answer(question, query, passages, self._idf_for(snap))
+            events: Iterator[generation.Token | generation.Final] = iter([generation.Final(answer)])
+        else:
+            events = generation.stream_answer_with_llm(
+                question,
+                query,
+                passages,
+                self._idf_for(snap),
+                self.generator,
+                self.embedder,
+                self.settings.llm_max_prompt_tokens,
+            )
+        return _timed(events, t0, t1)
 
     def search(
         self, query: str, top_k: int | None = None, filters: Filters | None = None
@@ -124,3 +178,17 @@ class Engine:
         if not 1 <= top_k <= 50:
             raise InvalidInput(f"top_k must be between 1 and 50, not {top_k}")
         return top_k
+
+
+def _timed(
+    events: Iterator[generation.Token | generation.Final], t0: float, t1: float
+) -> Iterator[generation.Token | generation.Final]:
+    """Pass events through, stamping retrieval and total time on the final answer."""
+    for event in events:
+        if isinstance(event, generation.Final):
+            done = time.perf_counter()
+            event.answer.timings_ms |= {
+                "retrieve": round((t1 - t0) * 1e3, 2),
+                "total": round((done - t0) * 1e3, 2),
+            }
+        yield event

@@ -73,3 +73,4 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     mode: str = "extractive"
     notes: list[str] = field(default_factory=list)
+    removed_sentences: int = 0  # generated sentences dropped because no cited quote supports them

@@ -45,6 +45,12 @@ class AskRequest(BaseModel):
     history: list[Message] = Field(default_factory=list, max_length=MAX_HISTORY)
     top_k: int = Field(5, ge=1, le=50, description="Passages to retrieve.")
     filters: FiltersIn | None = None
+    stream: bool = Field(
+        False,
+        description="Answer as server-sent events: `event: token` frames with the model's raw, "
+        "unverified words while it writes, then one `event: answer` whose data is this "
+        "endpoint's JSON body (the verified answer, which replaces the tokens).",
+    )
 
 
 class SearchRequest(BaseModel):
@@ -103,8 +109,14 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     passages: list[PassageOut]
     timings_ms: dict[str, float]
-    mode: str = "extractive"
+    mode: str = Field(
+        "extractive",
+        description='"extractive", or "llm": generated, every sentence verified against its quote.',
+    )
     notes: list[str] = Field(default_factory=list)
+    removed_sentences: int = Field(
+        0, description="Generated sentences removed because no cited quote supports them."
+    )
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
@@ -118,6 +130,7 @@ class AskResponse(BaseModel):
             timings_ms=a.timings_ms,
             mode=a.mode,
             notes=a.notes,
+            removed_sentences=a.removed_sentences,
         )
 
 

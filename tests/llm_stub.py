@@ -1,0 +1,82 @@
+"""A misbehaving OpenAI-compatible server on loopback: the base URL's first segment picks how.
+
+http://127.0.0.1:PORT/<behaviour>/v1, where behaviour is
+- reply-<text>: a correct reply (JSON, or SSE when streaming) whose content is <text> (URL-quoted)
+- garbage: HTTP 200 with a body that is not JSON
+- error: HTTP 500
+- slow: waits 5 s before answering
+- trickle: streams one SSE comment line every 0.2 s for 5 s, never a token
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        self.server.requests.append((self.path, body, dict(self.headers)))  # type: ignore[attr-defined]
+        behaviour = self.path.split("/")[1]
+        try:
+            if behaviour.startswith("reply-"):
+                self._reply(unquote(behaviour[6:]), bool(body.get("stream")))
+            elif behaviour == "garbage":
+                self._send(200, b"<html>surely not JSON</html>", "text/html")
+            elif behaviour == "error":
+                self._send(500, b'{"error": "model exploded"}', "application/json")
+            elif behaviour == "slow":
+                time.sleep(5)
+                self._reply("Too late [1].", False)
+            elif behaviour == "trickle":
+                self._start(200, "text/event-stream")
+                for _ in range(25):
+                    self.wfile.write(b": still thinking\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _reply(self, text: str, stream: bool) -> None:
+        if not stream:
+            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+            self._send(200, json.dumps(reply).encode(), "application/json")
+            return
+        self._start(200, "text/event-stream")
+        for word in text.split(" "):
+            piece = {"choices": [{"index": 0, "delta": {"content": word + " "}}]}
+            self.wfile.write(f"data: {json.dumps(piece)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _start(self, status: int, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.end_headers()
+
+    def _send(self, status: int, body: bytes, kind: str) -> None:
+        self._start(status, kind)
+        self.wfile.write(body)
+
+
+@contextmanager
+def stub_server() -> Iterator[tuple[str, list]]:
+    """Yields the root URL (http://127.0.0.1:PORT) and the list of requests received."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.requests  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()

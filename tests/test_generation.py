@@ -1,0 +1,251 @@
+"""Generated answers with scripted generators and a misbehaving HTTP server: verification,
+abstention, fallbacks, deadlines, streaming and SSE framing. The real model is in test_llm_server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Sequence
+from urllib.parse import quote
+
+import pytest
+
+from qa import answering, retrieval, sse, store
+from qa.config import Settings
+from qa.generation import Final, Token, answer_with_llm, stream_answer_with_llm
+from qa.llm import (
+    ChatMessage,
+    Generator,
+    LLMTimeout,
+    OpenAICompatible,
+    generator_from_settings,
+    reply_text,
+)
+from qa.llm_local import free_port
+from qa.schemas import AskResponse
+from tests.llm_stub import stub_server
+
+LOAN_Q = "How much did the US EXIM Bank lend for the Reko Diq mine?"
+TRUE = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq"
+
+
+class Scripted(Generator):
+    """Replies with a fixed text (word by word when streaming) and records what it was asked."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.asked: list[Sequence[ChatMessage]] = []
+
+    def complete(self, messages, stream=False):
+        self.asked.append(messages)
+        return iter(re.findall(r"\S+\s*", self.reply)) if stream else self.reply
+
+
+class Broken(Generator):
+    name = "broken"
+
+    def complete(self, messages, stream=False):
+        raise RuntimeError("a bug in a generator")
+
+
+@pytest.fixture(scope="module")
+def seed(seed_index, embedder):
+    snap = store.open_snapshot(seed_index, embedder.name, embedder.dim)
+    yield snap, answering.Idf(snap), embedder
+    snap.close()
+
+
+def ask(seed, generator, question=LOAN_Q, **kw):
+    snap, idf, embedder = seed
+    passages = retrieval.search(snap, embedder, question, 5)
+    return answer_with_llm(question, question, passages, idf, generator, embedder, **kw)
+
+
+def source_of(seed, needle: str, question=LOAN_Q) -> int:
+    """The prompt number of the first passage holding `needle`."""
+    snap, _, embedder = seed
+    passages = retrieval.search(snap, embedder, question, 5)
+    return next(i for i, p in enumerate(passages, start=1) if needle in p.text)
+
+
+def assert_verbatim(seed, answer) -> None:
+    snap = seed[0]
+    for c in answer.citations:
+        assert snap.document(c.doc_id).text[c.start : c.end] == c.quote
+
+
+def test_an_invented_fact_is_removed_and_the_true_one_kept_with_its_quote(seed):
+    n = source_of(seed, "approved $1.25 billion")
+    generator = Scripted(f"{TRUE} [{n}]. The loan was $9 trillion [{n}].")
+    result = ask(seed, generator)
+    assert result.mode == "llm" and not result.abstained
+    assert result.answer == f"{TRUE}. [1]"
+    assert "trillion" not in result.answer
+    assert result.removed_sentences == 1
+    assert any("1 of 2 generated sentences removed" in note for note in result.notes)
+    assert [c.n for c in result.citations] == [1]
+    assert "approved $1.25 billion in financing" in result.citations[0].quote
+    assert result.short_answer == "$1.25 billion"
+    assert_verbatim(seed, result)
+    assert "generate" in result.timings_ms and "verify" in result.timings_ms
+
+
+def test_citations_are_renumbered_by_first_use(seed):
+    q = "How many jobs will the Reko Diq project create?"
+    jobs, loan = source_of(seed, "7,500 jobs", q), source_of(seed, "approved $1.25 billion", q)
+    reply = f"It will create 7,500 jobs in Balochistan [{jobs}]. {TRUE} [{loan}]."
+    result = ask(seed, Scripted(reply), question=q)
+    assert result.removed_sentences == 0
+    assert re.findall(r"\[(\d)\]", result.answer) == ["1", "2"]
+    assert [c.n for c in result.citations] == [1, 2]
+    assert "7,500 jobs" in result.citations[0].quote
+    assert_verbatim(seed, result)
+
+
+def test_when_every_sentence_is_invented_the_answer_abstains(seed):
+    result = ask(seed, Scripted("The loan was $9 trillion [1]. Elon Musk approved it [2]."))
+    assert result.abstained and result.citations == [] and result.mode == "llm"
+    assert result.removed_sentences == 2
+    assert result.answer.startswith("The sources don't say")
+
+
+def test_or_falls_back_to_the_extractive_answer_when_asked_to(seed):
+    result = ask(seed, Scripted("The loan was $9 trillion [1]."), on_all_removed="extractive")
+    assert not result.abstained and result.mode == "extractive"
+    assert "$1.25 billion" in result.answer and result.removed_sentences == 1
+    assert_verbatim(seed, result)
+
+
+def test_a_true_sentence_that_does_not_answer_the_question_is_no_answer(seed):
+    aside = (
+        "The Trump administration has made the forging of deals exactly like this one "
+        "central to American diplomacy."
+    )
+    result = ask(seed, Scripted(aside))
+    assert result.abstained and result.mode == "llm" and result.removed_sentences == 0
+    assert any("don't answer the question" in note for note in result.notes)
+
+
+def test_the_model_is_not_asked_when_the_passages_do_not_cover_the_question(seed):
+    generator = Scripted("Canberra is the capital of Australia [1].")
+    result = ask(seed, generator, question="What is the capital of Australia?")
+    assert result.abstained and generator.asked == []
+    assert any("not asked" in note for note in result.notes)
+
+
+def test_a_refusal_abstains_without_removing_anything(seed):
+    result = ask(seed, Scripted("The sources don't say."))
+    assert result.abstained and result.removed_sentences == 0
+    assert any("found no answer" in note for note in result.notes)
+
+
+def test_a_generator_bug_never_reaches_the_caller(seed):
+    result = ask(seed, Broken())
+    assert result.mode == "extractive" and "$1.25 billion" in result.answer
+    assert any("RuntimeError" in note for note in result.notes)
+
+
+def test_streaming_yields_the_raw_tokens_then_the_verified_answer(seed):
+    snap, idf, embedder = seed
+    n = source_of(seed, "approved $1.25 billion")
+    reply = f"{TRUE} [{n}]. The loan was $9 trillion [{n}]."
+    passages = retrieval.search(snap, embedder, LOAN_Q, 5)
+    events = list(stream_answer_with_llm(LOAN_Q, LOAN_Q, passages, idf, Scripted(reply), embedder))
+    *tokens, final = events
+    assert tokens and all(isinstance(t, Token) for t in tokens)
+    assert "".join(t.text for t in tokens) == reply
+    assert isinstance(final, Final) and final.answer.removed_sentences == 1
+
+    frames = "".join(sse.frames(events))
+    parsed = list(sse.parse(frames.splitlines(keepends=True)))
+    assert [e for e, _ in parsed] == ["token"] * len(tokens) + ["answer"]
+    assert "".join(json.loads(d)["text"] for _, d in parsed[:-1]) == reply
+    body = AskResponse.model_validate_json(parsed[-1][1])
+    assert body.mode == "llm" and body.answer == final.answer.answer
+
+
+def test_an_sse_frame_keeps_a_multi_line_payload_whole():
+    frame = sse.frame("answer", "line one\nline two")
+    assert frame == "event: answer\ndata: line one\ndata: line two\n\n"
+    assert list(sse.parse(frame.splitlines())) == [("answer", "line one\nline two")]
+
+
+# The HTTP client, against a stub server on loopback.
+
+
+@pytest.fixture(scope="module")
+def stub():
+    with stub_server() as (root, requests):
+        yield root, requests
+
+
+def client(root: str, behaviour: str, timeout_s: float = 5.0, **kw) -> OpenAICompatible:
+    return OpenAICompatible(f"{root}/{behaviour}/v1", timeout_s=timeout_s, **kw)
+
+
+def test_the_client_speaks_openai_chat_completions(stub):
+    root, requests = stub
+    gen = client(root, "reply-" + quote("Hello there [1]."), model="m1", api_key="k")
+    assert reply_text(gen, [{"role": "user", "content": "hi"}]) == "Hello there [1]."
+    assert "".join(gen.complete([{"role": "user", "content": "hi"}], stream=True)) == (
+        "Hello there [1]. "
+    )
+    path, body, headers = requests[-1]
+    assert path.endswith("/v1/chat/completions")
+    assert body["model"] == "m1" and body["stream"] is True and body["max_tokens"] == 300
+    assert headers["Authorization"] == "Bearer k"
+
+
+@pytest.mark.parametrize("behaviour", ["garbage", "error"])
+def test_garbage_or_errors_fall_back_to_the_extractive_answer(seed, stub, behaviour):
+    result = ask(seed, client(stub[0], behaviour))
+    assert result.mode == "extractive" and "$1.25 billion" in result.answer
+    assert any("could not answer" in note for note in result.notes)
+
+
+def test_an_unreachable_server_falls_back_to_the_extractive_answer(seed):
+    result = ask(seed, OpenAICompatible(f"http://127.0.0.1:{free_port()}/v1"))
+    assert result.mode == "extractive" and not result.abstained
+    assert any("unreachable" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_slow_server_is_cut_off_at_the_deadline(seed, stub, stream):
+    snap, idf, embedder = seed
+    passages = retrieval.search(snap, embedder, LOAN_Q, 5)
+    for behaviour in ("slow", "trickle"):
+        gen = client(stub[0], behaviour, timeout_s=0.5)
+        t0 = time.monotonic()
+        if stream:
+            events = list(stream_answer_with_llm(LOAN_Q, LOAN_Q, passages, idf, gen, embedder))
+            result = events[-1].answer
+        else:
+            result = answer_with_llm(LOAN_Q, LOAN_Q, passages, idf, gen, embedder)
+        assert time.monotonic() - t0 < 2.0, behaviour
+        assert result.mode == "extractive"
+        assert any("within 0.5 s" in note for note in result.notes), result.notes
+
+
+def test_the_deadline_is_total_not_per_read(stub):
+    gen = client(stub[0], "trickle", timeout_s=0.8)
+    t0 = time.monotonic()
+    with pytest.raises(LLMTimeout):
+        list(gen.complete([{"role": "user", "content": "hi"}], stream=True))
+    assert 0.7 < time.monotonic() - t0 < 1.5
+    time.sleep(0.5)  # the stub sends a line every 0.2 s: the worker sees it was given up
+    assert not [t for t in threading.enumerate() if t.name == "llm-request"]
+
+
+def test_no_url_means_no_generator(monkeypatch):
+    monkeypatch.delenv("QA_LLM_URL", raising=False)
+    assert generator_from_settings(Settings(_env_file=None)) is None
+    monkeypatch.setenv("QA_LLM_URL", "http://127.0.0.1:1/v1/")
+    monkeypatch.setenv("QA_LLM_TIMEOUT_S", "7")
+    gen = generator_from_settings(Settings(_env_file=None))
+    assert isinstance(gen, OpenAICompatible)
+    assert gen.url == "http://127.0.0.1:1/v1" and gen.timeout_s == 7
