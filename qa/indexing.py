@@ -98,7 +98,11 @@ def index_files(
         old = _open_previous(index_dir, embedder)
         old_docs: dict[str, dict] = old.manifest["documents"] if old else {}
         params = params or _previous_params(old) or ChunkingParams()
-        same_params = old is not None and old.manifest.get("chunking") == asdict(params)
+        same_params = (
+            old is not None
+            and old.manifest.get("chunking") == asdict(params)
+            and old.manifest.get("ingest_version") == ingest.VERSION
+        )
 
         fresh: list[Document] = []
         seen: set[str] = set()
@@ -266,6 +270,7 @@ def build_manifest(
         "model": model,
         "dim": dim,
         "chunking": asdict(params),
+        "ingest_version": ingest.VERSION,
         "embedded_text": "title + newline + chunk text",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "documents": {

@@ -18,6 +18,9 @@ from qa.errors import InvalidInput
 from qa.models import Document
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+# Bump when what a loader extracts changes (text, title, date): indexes built by an older
+# version are re-read and re-embedded on the next `qa index`, even for unchanged files.
+VERSION = 2
 
 
 class LoadError(InvalidInput):

@@ -203,3 +203,16 @@ def test_cli_index_reports_failures_in_its_exit_status(tmp_path, monkeypatch):
     assert status.exit_code == 0 and "documents 1" in status.output
     missing = runner.invoke(cli.app, ["index", "--status", "--index", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "qa index" in missing.output
+
+
+def test_a_new_loader_version_rereads_unchanged_files(tmp_path, fake_embedder, monkeypatch):
+    from qa import ingest
+
+    corpus = write_corpus(tmp_path / "corpus", n=2)
+    first = index_paths([corpus], tmp_path / "ix", fake_embedder)
+    monkeypatch.setattr(ingest, "VERSION", ingest.VERSION + 1)
+    report = index_paths([corpus], tmp_path / "ix", fake_embedder)
+    assert sorted(report.updated) == ["doc0.txt", "doc1.txt"]
+    assert report.embedded_chunks == first.n_chunks
+    snap = snapshot_is_consistent(tmp_path / "ix")
+    assert snap.manifest["ingest_version"] == ingest.VERSION
