@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run` puts only ui/ on the path
@@ -55,12 +57,23 @@ def history(messages: list[dict]) -> list[dict]:
 
 def show_message(i: int, message: dict) -> None:
     with st.chat_message(message["role"]):
-        if message.get("error"):
-            st.error(message["content"], icon=":material/error:")
-        elif message.get("response"):
-            show_answer(i, message["question"], AskResponse.model_validate(message["response"]))
-        else:
-            st.markdown(render.escape_markdown(message["content"]))
+        show_body(i, message)
+
+
+def show_body(i: int, message: dict) -> None:
+    if message.get("error"):
+        st.error(message["content"], icon=":material/error:")
+    elif message.get("response"):
+        show_answer(i, message["question"], AskResponse.model_validate(message["response"]))
+    else:
+        st.markdown(render.escape_markdown(message["content"]))
+
+
+def show_draft(slot: DeltaGenerator, text: str) -> None:
+    """The model's raw words while they arrive, marked as unverified; the answer replaces them."""
+    with slot.container(), st.chat_message("assistant"):
+        st.caption(render.DRAFT_CAPTION)
+        st.markdown(render.draft_markdown(text))
 
 
 def show_answer(i: int, question: str, answer: AskResponse) -> None:
@@ -80,7 +93,8 @@ def show_answer(i: int, question: str, answer: AskResponse) -> None:
         for c in answer.citations:
             source_card(i, c, answer.passages)
     details = [answer.mode, f"{answer.timings_ms.get('total', 0):.0f} ms"]
-    st.caption(" · ".join(details + [render.escape_markdown(n) for n in answer.notes]))
+    notes = render.answer_notes(answer.notes, answer.removed_sentences)
+    st.caption(" · ".join(details + [render.escape_markdown(n) for n in notes]))
 
 
 def source_card(i: int, c: CitationOut, passages: list[PassageOut]) -> None:
@@ -119,13 +133,28 @@ def document_dialog(doc_id: str, start: int, end: int) -> None:
     st.html(render.quote_in_document(doc.text, start, end), unsafe_allow_javascript=True)
 
 
-def ask(question: str, turns: list[dict], top_k: int) -> dict:
-    """Send the question with the conversation before it; the message to store and show."""
-    try:
-        with client() as c:
-            answer = c.ask(question, turns, top_k)
-    except ServiceError as exc:
-        return {"role": "assistant", "content": exc.message, "error": True}
+def ask(question: str, turns: list[dict], top_k: int, slot: DeltaGenerator) -> dict:
+    """Send the question with the conversation before it; the message to store and show.
+
+    The answer streams: while the model writes (LLM mode), its raw words show in `slot` as an
+    unverified draft; the verified answer that ends the stream replaces them (the caller shows
+    it). Without a model the page looks as it always did: a spinner, then the answer.
+    """
+    draft: list[str] = []
+    with ExitStack() as waiting:
+        waiting.enter_context(st.spinner("Searching the documents…"))
+
+        def on_token(text: str) -> None:
+            waiting.close()  # the draft shows the progress from here on
+            draft.append(text)
+            show_draft(slot, "".join(draft))
+
+        try:
+            with client() as c:
+                c.on_token = on_token
+                answer = c.ask(question, turns, top_k)
+        except ServiceError as exc:
+            return {"role": "assistant", "content": exc.message, "error": True}
     return {
         "role": "assistant",
         "content": answer.answer,
@@ -148,10 +177,11 @@ def chat(top_k: int) -> None:
         turns = history(messages)
         messages.append({"role": "user", "content": question})
         show_message(len(messages) - 1, messages[-1])
-        with st.spinner("Searching the documents…"):
-            reply = ask(question, turns, top_k)
+        slot = st.empty()  # the draft while the model writes, then the verified answer
+        reply = ask(question, turns, top_k, slot)
         messages.append(reply)
-        show_message(len(messages) - 1, reply)
+        with slot.container():
+            show_message(len(messages) - 1, reply)
 
 
 # The sidebar: index status, settings, uploads and the document list

@@ -13,6 +13,10 @@ BOX_STYLE = "line-height:1.6;white-space:pre-wrap"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>$~|])")
 _LINE_START = re.compile(r"^(\s*)([#+\-=]|\d+(?=\.))", re.MULTILINE)
 _MARKER = re.compile(r"\\\[(\d+)\\\]")
+DRAFT_CAPTION = (
+    ":material/hourglass_top: Model draft, being verified… "
+    "the verified answer with its sources replaces it."
+)
 
 
 def passage_for(citation: CitationOut, passages: Sequence[PassageOut]) -> PassageOut | None:
@@ -88,3 +92,17 @@ def answer_markdown(answer: str) -> str:
 def source_line(date: str | None, source: str, start: int, end: int) -> str:
     """The caption under a title: date, source and character span, escaped."""
     return f"{escape_markdown(date or 'undated')} · {escape_markdown(source)} · chars {start}–{end}"
+
+
+def draft_markdown(text: str) -> str:
+    """The model's unverified draft, escaped and greyed out, a paragraph per line."""
+    lines = escape_markdown(text.strip()).split("\n")
+    return "\n\n".join(f":gray[{line.strip()}]" for line in lines if line.strip())
+
+
+def answer_notes(notes: Sequence[str], removed_sentences: int) -> list[str]:
+    """The answer's notes, plus the count of removed sentences when no note tells it."""
+    if removed_sentences and not any("removed" in n for n in notes):
+        plural = "s" if removed_sentences != 1 else ""
+        return [*notes, f"{removed_sentences} unsupported sentence{plural} removed"]
+    return list(notes)
