@@ -293,10 +293,10 @@ def ask(body: AskRequest, engine: EngineDep) -> Any:
     history = [{"role": m.role, "content": m.content} for m in body.history]
     filters = body.filters.to_filters() if body.filters else None
     if body.stream:
-        events = engine.ask_stream(body.question, history, body.top_k, filters)
+        events = engine.ask_stream(body.question, history, body.top_k, filters, body.mode)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(sse.frames(events), media_type=sse.MEDIA_TYPE, headers=headers)
-    return AskResponse.of(engine.ask(body.question, history, body.top_k, filters))
+    return AskResponse.of(engine.ask(body.question, history, body.top_k, filters, body.mode))
 
 
 @router.post("/search", response_model=SearchResponse, responses=_JSON_BODY, tags=["answers"])

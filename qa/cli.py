@@ -17,6 +17,12 @@ app = typer.Typer(
     help="qa: answers with sources. Offline question answering over your own documents.",
 )
 
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mode", help="extractive or llm (needs QA_LLM_URL) [default: llm when configured]"
+    ),
+]
 IndexOpt = Annotated[
     Path | None,
     typer.Option("--index", help="Index folder [default: QA_INDEX_DIR or index/default]"),
@@ -128,6 +134,7 @@ def ask(
     stream: Annotated[
         bool, typer.Option("--stream", help="Show the model's words as it writes (QA_LLM_URL).")
     ] = False,
+    mode: ModeOpt = None,
 ) -> None:
     """Answer one question from the index, with numbered citations."""
     from qa.generation import Final
@@ -136,14 +143,14 @@ def ask(
     try:
         if stream and not as_json:
             result = None
-            for event in _engine(index).ask_stream(question, top_k=top_k):
+            for event in _engine(index).ask_stream(question, top_k=top_k, mode=mode):
                 if isinstance(event, Final):
                     result = event.answer
                 else:
                     typer.secho(event.text, nl=False, dim=True)
             typer.echo("")  # the verified answer follows the raw draft
         else:
-            result = _engine(index).ask(question, top_k=top_k)
+            result = _engine(index).ask(question, top_k=top_k, mode=mode)
     except QAError as exc:
         raise _fail(exc) from exc
     assert result is not None
@@ -156,7 +163,7 @@ def ask(
 
 
 @app.command()
-def chat(index: IndexOpt = None) -> None:
+def chat(index: IndexOpt = None, mode: ModeOpt = None) -> None:
     """Chat in the terminal; follow-up questions use the conversation so far."""
     engine = _engine(index)
     history: list[dict] = []
@@ -169,7 +176,7 @@ def chat(index: IndexOpt = None) -> None:
         if not question:
             break
         try:
-            result = engine.ask(question, history=history)
+            result = engine.ask(question, history=history, mode=mode)
         except QAError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED)
             continue
@@ -218,6 +225,7 @@ def eval_(
     min_support: Annotated[
         float | None, typer.Option(help="Fail below this share of answers whose quotes hold gold.")
     ] = None,
+    mode: ModeOpt = None,
 ) -> None:
     """Run an eval set through Engine.ask and report recall, citations, abstention, latency."""
     from qa import evaluation
@@ -232,7 +240,9 @@ def eval_(
         min_support=min_support,
     )
     try:
-        run = evaluation.run_eval(set_dir, index, top_k, build=build, progress=is_terminal())
+        run = evaluation.run_eval(
+            set_dir, index, top_k, build=build, progress=is_terminal(), mode=mode
+        )
     except QAError as exc:
         raise _fail(exc) from exc
     paths = evaluation.write_outputs(run, out or Path("reports") / run.set_name)

@@ -58,10 +58,15 @@ class Engine:
         history: Sequence[chat.Message] = (),
         top_k: int | None = None,
         filters: Filters | None = None,
+        mode: str | None = None,
     ) -> Answer:
-        """Answer a question from the documents, with citations, or abstain."""
+        """Answer a question from the documents, with citations, or abstain.
+
+        `mode`: "extractive", "llm" (needs QA_LLM_URL), or None for llm when configured.
+        """
         question = self._check_question(question)
         top_k = self._check_top_k(top_k)
+        generator = self._generator(mode)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         snap = self.snapshot()
@@ -69,7 +74,7 @@ class Engine:
         t1 = time.perf_counter()
         passages = retrieval.search(snap, self.embedder, query, top_k, filters)
         t2 = time.perf_counter()
-        result = self._answer(question, query, passages, snap)
+        result = self._answer(question, query, passages, snap, generator)
         t3 = time.perf_counter()
         timings.update(
             rewrite=(t1 - t0) * 1e3,
@@ -81,18 +86,33 @@ class Engine:
         result.timings_ms |= {k: round(v, 2) for k, v in timings.items()}
         return result
 
+    def _generator(self, mode: str | None) -> llm.Generator | None:
+        """The generator for this request's mode, or None for an extractive answer."""
+        if mode not in (None, "extractive", "llm"):
+            raise InvalidInput(f"mode must be 'extractive' or 'llm', not {mode!r}")
+        if mode == "llm" and self.generator is None:
+            raise InvalidInput(
+                "mode 'llm' needs an LLM: set QA_LLM_URL to an OpenAI-compatible endpoint"
+            )
+        return None if mode == "extractive" else self.generator
+
     def _answer(
-        self, question: str, query: str, passages: list[Passage], snap: store.Snapshot
+        self,
+        question: str,
+        query: str,
+        passages: list[Passage],
+        snap: store.Snapshot,
+        generator: llm.Generator | None,
     ) -> Answer:
         idf = self._idf_for(snap)
-        if self.generator is None:
+        if generator is None:
             return answering.answer(question, query, passages, idf)
         return generation.answer_with_llm(
             question,
             query,
             passages,
             idf,
-            self.generator,
+            generator,
             self.embedder,
             self.settings.llm_max_prompt_tokens,
         )
@@ -103,6 +123,7 @@ class Engine:
         history: Sequence[chat.Message] = (),
         top_k: int | None = None,
         filters: Filters | None = None,
+        mode: str | None = None,
     ) -> Iterator[generation.Token | generation.Final]:
         """Like `ask`, as events: the model's raw tokens, then the verified answer (`Final`).
 
@@ -111,12 +132,13 @@ class Engine:
         """
         question = self._check_question(question)
         top_k = self._check_top_k(top_k)
+        generator = self._generator(mode)
         t0 = time.perf_counter()
         snap = self.snapshot()
         query = chat.rewrite(question, history)
         passages = retrieval.search(snap, self.embedder, query, top_k, filters)
         t1 = time.perf_counter()
-        if self.generator is None:
+        if generator is None:
             answer = answering.answer(question, query, passages, self._idf_for(snap))
             events: Iterator[generation.Token | generation.Final] = iter([generation.Final(answer)])
         else:
@@ -125,7 +147,7 @@ class Engine:
                 query,
                 passages,
                 self._idf_for(snap),
-                self.generator,
+                generator,
                 self.embedder,
                 self.settings.llm_max_prompt_tokens,
             )

@@ -240,12 +240,21 @@ def outcome(q: EvalQuestion, flags: dict[str, Any]) -> str:
     return "ok" if flags["fact_hit"] else "MISSED"
 
 
+EXTRACTIVE = "fused extractive"  # in LLM mode: the extractive answer from the same passages
+
+
 def evaluate_question(
-    engine, snap, idf: answering.Idf, scorer: Scorer, q: EvalQuestion, top_k: int
+    engine,
+    snap,
+    idf: answering.Idf,
+    scorer: Scorer,
+    q: EvalQuestion,
+    top_k: int,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """Ask one question through Engine.ask, and rank/answer it with each retriever."""
     t0 = time.perf_counter()
-    result = engine.ask(q.question, history=q.messages(), top_k=top_k)
+    result = engine.ask(q.question, history=q.messages(), top_k=top_k, mode=mode)
     latency = (time.perf_counter() - t0) * 1e3
     main = scorer.answer(q, result)
     record: dict[str, Any] = {
@@ -261,6 +270,8 @@ def evaluate_question(
         **main,
         "latency_ms": round(latency, 2),
         "timings_ms": result.timings_ms,
+        "mode": result.mode,
+        "removed_sentences": result.removed_sentences,
         "retrieval": {},
         "answers_by_retriever": {},
         "top_passages": [_passage_brief(p) for p in result.passages[:3]],
@@ -276,11 +287,11 @@ def evaluate_question(
                 (i for i, p in enumerate(ranked, start=1) if p.doc_id == q.doc_id), None
             ),
         }
-        if name == PIPELINE:
+        if name == PIPELINE and result.mode == "extractive":
             continue
         passages = retrieval.merge_passages(snap, rows, top_k)
         other = scorer.answer(q, answering.answer(q.question, query, passages, idf))
-        record["answers_by_retriever"][name] = {
+        record["answers_by_retriever"][EXTRACTIVE if name == PIPELINE else name] = {
             k: other[k] for k in ("abstained", "fact_hit", "supported", "short_answer", "em", "f1")
         } | {"verbatim": [c["verbatim"] for c in other["citations"]]}
     return record
@@ -316,7 +327,10 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "hit_curve": [recall_at_k(doc_ranks, k) for k in range(1, MAX_K + 1)],
         }
     answers_summary = {}
-    for name in RETRIEVERS:
+    names = [n for n in RETRIEVERS if n != PIPELINE]
+    if any(EXTRACTIVE in r["answers_by_retriever"] for r in records):
+        names.append(EXTRACTIVE)
+    for name in [*names, PIPELINE]:
         if name == PIPELINE:
             view = list(records)
             verbatim = [c["verbatim"] for r in records for c in r["citations"]]
@@ -335,6 +349,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "n_unanswerable": len(unanswerable),
         "n_with_history": sum(bool(r["history"]) for r in records),
         "outcomes": dict(Counter(r["outcome"] for r in records)),
+        "mode": records[0]["mode"] if records else None,
+        "removed_sentences": sum(r["removed_sentences"] for r in records),
+        "answers_with_removals": _mean([r["removed_sentences"] > 0 for r in records]),
         "retrieval": retrieval_summary,
         "answers": answers_summary,
         "latency_ms": {
@@ -383,6 +400,7 @@ def run_eval(
     build: bool = True,
     progress: bool = False,
     engine=None,
+    mode: str | None = None,
 ) -> EvalRun:
     """Index the set's corpus (incrementally), ask every question, and score the answers."""
     from qa.config import get_settings
@@ -413,14 +431,15 @@ def run_eval(
     snap = engine.snapshot()
     idf = answering.Idf(snap)
     scorer = Scorer(lambda doc_id: engine.document(doc_id).text)
-    engine.ask(questions[0].question, history=questions[0].messages(), top_k=top_k)  # warm up
+    warm = questions[0]
+    engine.ask(warm.question, history=warm.messages(), top_k=top_k, mode=mode)
 
     from tqdm import tqdm
 
     records = []
     for q in tqdm(questions, desc="eval", unit="q", disable=not progress):
         try:
-            records.append(evaluate_question(engine, snap, idf, scorer, q, top_k))
+            records.append(evaluate_question(engine, snap, idf, scorer, q, top_k, mode))
         except QAError as exc:
             raise QAError(f"question {q.id}: {exc}") from exc
     info = run_info() | {
@@ -564,9 +583,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(cells[0]), rule, *[line(r) for r in cells[1:]]])
 
 
-def _label(name: str) -> str:
+def _label(name: str, mode: str | None = None) -> str:
     if name == PIPELINE:
-        return f"fused w={retrieval.DENSE_WEIGHT} (Engine.ask)"
+        return f"fused w={retrieval.DENSE_WEIGHT} (Engine.ask, {mode or 'extractive'})"
     return name
 
 
@@ -584,7 +603,7 @@ def summary_tables(summary: dict[str, Any]) -> str:
     ]
     answer_rows = [
         [
-            _label(name),
+            _label(name, s.get("mode")),
             _fmt(a["fact_recall"]),
             _fmt(a["short_answer_rate"]),
             _fmt(a["short_em"]),
@@ -598,41 +617,46 @@ def summary_tables(summary: dict[str, Any]) -> str:
     ]
     lat = s["latency_ms"]
     parts = ", ".join(f"{k} {_fmt(v, 1)}" for k, v in lat["p50_parts"].items())
-    return "\n\n".join(
-        [
-            f"{s['n_questions']} questions: {s['n_answerable']} answerable, "
-            f"{s['n_unanswerable']} unanswerable, {s['n_with_history']} with history. "
-            f"Outcomes: {', '.join(f'{k} {v}' for k, v in sorted(s['outcomes'].items()))}.",
-            "Retrieval (answerable questions)\n\n"
-            + markdown_table(
-                [
-                    "retriever",
-                    *[f"recall@{k}" for k in KS],
-                    *[f"doc hit@{k}" for k in KS],
-                    "MRR",
-                ],
-                retrieval_rows,
-            ),
-            "Answers, citations, abstention\n\n"
-            + markdown_table(
-                [
-                    "answers from",
-                    "fact recall",
-                    "short rate",
-                    "short EM",
-                    "short F1",
-                    "verbatim",
-                    "support",
-                    "abstain (unans.)",
-                    "wrong abstain",
-                ],
-                answer_rows,
-            ),
-            f"Latency of Engine.ask (ms, warm): p50 {_fmt(lat['p50'], 1)}, "
-            f"p95 {_fmt(lat['p95'], 1)}, mean {_fmt(lat['mean'], 1)}, max {_fmt(lat['max'], 1)}"
-            f" (p50 of parts: {parts})",
-        ]
-    )
+    parts_md = [
+        f"{s['n_questions']} questions: {s['n_answerable']} answerable, "
+        f"{s['n_unanswerable']} unanswerable, {s['n_with_history']} with history. "
+        f"Outcomes: {', '.join(f'{k} {v}' for k, v in sorted(s['outcomes'].items()))}.",
+        "Retrieval (answerable questions)\n\n"
+        + markdown_table(
+            [
+                "retriever",
+                *[f"recall@{k}" for k in KS],
+                *[f"doc hit@{k}" for k in KS],
+                "MRR",
+            ],
+            retrieval_rows,
+        ),
+        "Answers, citations, abstention\n\n"
+        + markdown_table(
+            [
+                "answers from",
+                "fact recall",
+                "short rate",
+                "short EM",
+                "short F1",
+                "verbatim",
+                "support",
+                "abstain (unans.)",
+                "wrong abstain",
+            ],
+            answer_rows,
+        ),
+        (
+            f"LLM mode: {s['removed_sentences']} generated sentences removed as unsupported; "
+            f"{_fmt(s['answers_with_removals'])} of answers had one removed."
+            if s.get("mode") == "llm"
+            else ""
+        ),
+        f"Latency of Engine.ask (ms, warm): p50 {_fmt(lat['p50'], 1)}, "
+        f"p95 {_fmt(lat['p95'], 1)}, mean {_fmt(lat['mean'], 1)}, max {_fmt(lat['max'], 1)}"
+        f" (p50 of parts: {parts})",
+    ]
+    return "\n\n".join(part for part in parts_md if part)
 
 
 def markdown_report(run: EvalRun, max_failures: int = 40) -> str:
@@ -713,11 +737,14 @@ def plot(run: EvalRun, path: Path) -> None:
         ("abstain_unanswerable", "abstain\n(unans.) ↑"),
         ("wrong_abstain", "wrong abstain\n(answerable) ↓"),
     ]
-    width = 0.27
+    answers = run.summary["answers"]
+    width = 0.8 / len(answers)
     x = np.arange(len(metrics))
-    for j, (name, a) in enumerate(run.summary["answers"].items()):
+    for j, (name, a) in enumerate(answers.items()):
         values = [a[key] if a[key] is not None else 0.0 for key, _ in metrics]
-        bars = right.bar(x + (j - 1) * width, values, width, color=colors[name], label=_label(name))
+        offset = (j - (len(answers) - 1) / 2) * width
+        label = _label(name, run.summary.get("mode"))
+        bars = right.bar(x + offset, values, width, color=colors.get(name, "tab:gray"), label=label)
         right.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=1)
     right.set_xticks(x, [label for _, label in metrics], fontsize=9)
     right.set_ylim(0, 1.12)

@@ -45,6 +45,11 @@ class AskRequest(BaseModel):
     history: list[Message] = Field(default_factory=list, max_length=MAX_HISTORY)
     top_k: int = Field(5, ge=1, le=50, description="Passages to retrieve.")
     filters: FiltersIn | None = None
+    mode: Literal["extractive", "llm"] | None = Field(
+        None,
+        description="`extractive` (quotes only) or `llm` (generated, every sentence verified; "
+        "needs QA_LLM_URL). Default: llm when an LLM is configured, else extractive.",
+    )
     stream: bool = Field(
         False,
         description="Answer as server-sent events: `event: token` frames with the model's raw, "

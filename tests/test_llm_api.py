@@ -96,3 +96,21 @@ def test_a_bad_streamed_question_gets_the_usual_422(client):
 def test_engine_stream_events(engine):
     events = list(engine.ask_stream(QUESTION))
     assert isinstance(events[0], Token) and isinstance(events[-1], Final)
+
+
+def test_mode_chooses_extractive_or_llm_per_request(engine, client):
+    assert engine.ask(QUESTION, mode="extractive").mode == "extractive"
+    assert engine.ask(QUESTION, mode="llm").mode == "llm"
+    body = client.post("/ask", json={"question": QUESTION, "mode": "extractive"}).json()
+    assert body["mode"] == "extractive" and body["removed_sentences"] == 0
+    bad = client.post("/ask", json={"question": QUESTION, "mode": "poetry"})
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_input"
+
+
+def test_llm_mode_without_an_llm_is_a_clear_422(seed_index, embedder, monkeypatch):
+    monkeypatch.delenv("QA_LLM_URL", raising=False)
+    plain = Engine(seed_index, embedder, Settings(_env_file=None))
+    with TestClient(create_app(Settings(_env_file=None), engine=plain)) as c:
+        response = c.post("/ask", json={"question": QUESTION, "mode": "llm"})
+    assert response.status_code == 422
+    assert "QA_LLM_URL" in response.json()["message"]
