@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from qa.models import Answer, Citation, Passage
 from qa.retrieval import Filters
@@ -43,14 +43,14 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     history: list[Message] = Field(default_factory=list, max_length=MAX_HISTORY)
-    top_k: int = Field(5, ge=1, le=50, description="Passages to retrieve.")
+    top_k: StrictInt = Field(5, ge=1, le=50, description="Passages to retrieve.")
     filters: FiltersIn | None = None
     mode: Literal["extractive", "llm"] | None = Field(
         None,
         description="`extractive` (quotes only) or `llm` (generated, every sentence verified; "
         "needs QA_LLM_URL). Default: llm when an LLM is configured, else extractive.",
     )
-    stream: bool = Field(
+    stream: StrictBool = Field(
         False,
         description="Answer as server-sent events: `event: token` frames with the model's raw, "
         "unverified words while it writes, then one `event: answer` whose data is this "
@@ -63,7 +63,7 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    top_k: int = Field(5, ge=1, le=50)
+    top_k: StrictInt = Field(5, ge=1, le=50)
     filters: FiltersIn | None = None
 
 

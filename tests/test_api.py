@@ -674,3 +674,17 @@ def test_fuzz(fuzz_schema, method, path, mode):
             assert set(response.json()) == {"error", "message"}
 
     check()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": "What did the bakery open?", "stream": 1},
+        {"question": "What did the bakery open?", "top_k": "5"},
+        {"question": "What did the bakery open?", "top_k": 2.0},
+    ],
+)
+def test_values_of_the_wrong_json_type_are_rejected_not_coerced(client, body):
+    response = client.post("/ask", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_input"
