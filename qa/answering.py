@@ -237,8 +237,9 @@ def must_match(question: str) -> set[str]:
 def missing_terms(question: str, passages: Sequence[Passage]) -> set[str]:
     """The question's names and numbers that appear in none of the passages."""
     text = " ".join(p.title + " " + p.text for p in passages)
-    found = set(lexical.words(text))
-    initials = "".join(w[0] for w in found and lexical.words(text))
+    words = lexical.words(text)
+    found = set(words)
+    initials = "".join(w[0] for w in words)  # in text order, for acronyms
     return {w for w in must_match(question) if not _mentioned(w, found, initials)}
 
 

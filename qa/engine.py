@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from qa import answering, chat, generation, llm, retrieval, store
@@ -64,58 +65,23 @@ class Engine:
 
         `mode`: "extractive", "llm" (needs QA_LLM_URL), or None for llm when configured.
         """
-        question = self._check_question(question)
-        top_k = self._check_top_k(top_k)
-        generator = self._generator(mode)
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        snap = self.snapshot()
-        query = chat.rewrite(question, history)
-        t1 = time.perf_counter()
-        passages = retrieval.search(snap, self.embedder, query, top_k, filters)
-        t2 = time.perf_counter()
-        result = self._answer(question, query, passages, snap, generator)
-        t3 = time.perf_counter()
-        timings.update(
-            rewrite=(t1 - t0) * 1e3,
-            retrieve=(t2 - t1) * 1e3,
-            answer=(t3 - t2) * 1e3,
-            total=(t3 - t0) * 1e3,
-        )
-        # generate/verify timings of an LLM answer are kept beside these
-        result.timings_ms |= {k: round(v, 2) for k, v in timings.items()}
-        return result
-
-    def _generator(self, mode: str | None) -> llm.Generator | None:
-        """The generator for this request's mode, or None for an extractive answer."""
-        if mode not in (None, "extractive", "llm"):
-            raise InvalidInput(f"mode must be 'extractive' or 'llm', not {mode!r}")
-        if mode == "llm" and self.generator is None:
-            raise InvalidInput(
-                "mode 'llm' needs an LLM: set QA_LLM_URL to an OpenAI-compatible endpoint"
+        r = self._retrieve(question, history, top_k, filters, mode)
+        idf = self._idf_for(r.snap)
+        if r.generator is None:
+            result = answering.answer(r.question, r.query, r.passages, idf)
+        else:
+            result = generation.answer_with_llm(
+                r.question,
+                r.query,
+                r.passages,
+                idf,
+                r.generator,
+                self.embedder,
+                self.settings.llm_max_prompt_tokens,
             )
-        return None if mode == "extractive" else self.generator
-
-    def _answer(
-        self,
-        question: str,
-        query: str,
-        passages: list[Passage],
-        snap: store.Snapshot,
-        generator: llm.Generator | None,
-    ) -> Answer:
-        idf = self._idf_for(snap)
-        if generator is None:
-            return answering.answer(question, query, passages, idf)
-        return generation.answer_with_llm(
-            question,
-            query,
-            passages,
-            idf,
-            generator,
-            self.embedder,
-            self.settings.llm_max_prompt_tokens,
-        )
+        # generate/verify timings of an LLM answer are kept beside these
+        result.timings_ms |= r.timings()
+        return result
 
     def ask_stream(
         self,
@@ -130,28 +96,51 @@ class Engine:
         Input checks and retrieval run before this returns, so bad input raises here rather
         than in the middle of a stream. Without a generator there is only the `Final` event.
         """
+        r = self._retrieve(question, history, top_k, filters, mode)
+        idf = self._idf_for(r.snap)
+        if r.generator is None:
+            answer = answering.answer(r.question, r.query, r.passages, idf)
+            events: Iterator[generation.Token | generation.Final] = iter([generation.Final(answer)])
+        else:
+            events = generation.stream_answer_with_llm(
+                r.question,
+                r.query,
+                r.passages,
+                idf,
+                r.generator,
+                self.embedder,
+                self.settings.llm_max_prompt_tokens,
+            )
+        return _timed(events, r)
+
+    def _retrieve(
+        self,
+        question: str,
+        history: Sequence[chat.Message],
+        top_k: int | None,
+        filters: Filters | None,
+        mode: str | None,
+    ) -> _Retrieved:
+        """Check the request, rewrite the question and retrieve: what ask and ask_stream share."""
         question = self._check_question(question)
         top_k = self._check_top_k(top_k)
         generator = self._generator(mode)
         t0 = time.perf_counter()
         snap = self.snapshot()
         query = chat.rewrite(question, history)
-        passages = retrieval.search(snap, self.embedder, query, top_k, filters)
         t1 = time.perf_counter()
-        if generator is None:
-            answer = answering.answer(question, query, passages, self._idf_for(snap))
-            events: Iterator[generation.Token | generation.Final] = iter([generation.Final(answer)])
-        else:
-            events = generation.stream_answer_with_llm(
-                question,
-                query,
-                passages,
-                self._idf_for(snap),
-                generator,
-                self.embedder,
-                self.settings.llm_max_prompt_tokens,
+        passages = retrieval.search(snap, self.embedder, query, top_k, filters)
+        return _Retrieved(question, query, passages, snap, generator, t0, t1, time.perf_counter())
+
+    def _generator(self, mode: str | None) -> llm.Generator | None:
+        """The generator for this request's mode, or None for an extractive answer."""
+        if mode not in (None, "extractive", "llm"):
+            raise InvalidInput(f"mode must be 'extractive' or 'llm', not {mode!r}")
+        if mode == "llm" and self.generator is None:
+            raise InvalidInput(
+                "mode 'llm' needs an LLM: set QA_LLM_URL to an OpenAI-compatible endpoint"
             )
-        return _timed(events, t0, t1)
+        return None if mode == "extractive" else self.generator
 
     def search(
         self, query: str, top_k: int | None = None, filters: Filters | None = None
@@ -202,15 +191,36 @@ class Engine:
         return top_k
 
 
+@dataclass(frozen=True)
+class _Retrieved:
+    """A checked request with its passages, and when each step started and ended."""
+
+    question: str
+    query: str
+    passages: list[Passage]
+    snap: store.Snapshot
+    generator: llm.Generator | None
+    started: float
+    rewritten: float
+    done: float
+
+    def timings(self) -> dict[str, float]:
+        """rewrite / retrieve / answer / total, in ms, as of now."""
+        now = time.perf_counter()
+        ms = {
+            "rewrite": self.rewritten - self.started,
+            "retrieve": self.done - self.rewritten,
+            "answer": now - self.done,
+            "total": now - self.started,
+        }
+        return {k: round(v * 1e3, 2) for k, v in ms.items()}
+
+
 def _timed(
-    events: Iterator[generation.Token | generation.Final], t0: float, t1: float
+    events: Iterator[generation.Token | generation.Final], r: _Retrieved
 ) -> Iterator[generation.Token | generation.Final]:
-    """Pass events through, stamping retrieval and total time on the final answer."""
+    """Pass events through, stamping the step timings on the final answer."""
     for event in events:
         if isinstance(event, generation.Final):
-            done = time.perf_counter()
-            event.answer.timings_ms |= {
-                "retrieve": round((t1 - t0) * 1e3, 2),
-                "total": round((done - t0) * 1e3, 2),
-            }
+            event.answer.timings_ms |= r.timings()
         yield event
