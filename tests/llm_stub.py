@@ -6,17 +6,39 @@ http://127.0.0.1:PORT/<behaviour>/v1, where behaviour is
 - error: HTTP 500
 - slow: waits 5 s before answering
 - trickle: streams one SSE comment line every 0.2 s for 5 s, never a token
+
+`Scripted` is the in-process counterpart: a Generator that replies with a fixed text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
+
+from qa.llm import ChatMessage, Generator
+
+LOAN_Q = "How much did the US EXIM Bank lend for the Reko Diq mine?"
+TRUE = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq"  # the seed article's
+
+
+class Scripted(Generator):
+    """Replies with a fixed text (word by word when streaming) and records what it was asked."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.asked: list[Sequence[ChatMessage]] = []
+
+    def complete(self, messages, stream=False):
+        self.asked.append(messages)
+        return iter(re.findall(r"\S+\s*", self.reply)) if stream else self.reply
 
 
 class _Handler(BaseHTTPRequestHandler):

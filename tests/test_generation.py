@@ -8,7 +8,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Sequence
 from urllib.parse import quote
 
 import pytest
@@ -17,7 +16,6 @@ from qa import answering, retrieval, sse, store
 from qa.config import Settings
 from qa.generation import Final, Token, answer_with_llm, stream_answer_with_llm
 from qa.llm import (
-    ChatMessage,
     Generator,
     LLMTimeout,
     OpenAICompatible,
@@ -26,24 +24,7 @@ from qa.llm import (
 )
 from qa.llm_local import free_port
 from qa.schemas import AskResponse
-from tests.llm_stub import stub_server
-
-LOAN_Q = "How much did the US EXIM Bank lend for the Reko Diq mine?"
-TRUE = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq"
-
-
-class Scripted(Generator):
-    """Replies with a fixed text (word by word when streaming) and records what it was asked."""
-
-    name = "scripted"
-
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-        self.asked: list[Sequence[ChatMessage]] = []
-
-    def complete(self, messages, stream=False):
-        self.asked.append(messages)
-        return iter(re.findall(r"\S+\s*", self.reply)) if stream else self.reply
+from tests.llm_stub import LOAN_Q, TRUE, Scripted, stub_server
 
 
 class Broken(Generator):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,22 +12,9 @@ from qa.api import create_app
 from qa.config import Settings
 from qa.engine import Engine
 from qa.generation import Final, Token
-from qa.llm import Generator
 from qa.schemas import AskResponse
-
-QUESTION = "How much did the US EXIM Bank lend for the Reko Diq mine?"
-TRUE = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq"
-
-
-class Scripted(Generator):
-    name = "scripted"
-
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-
-    def complete(self, messages, stream=False):
-        return iter(re.findall(r"\S+\s*", self.reply)) if stream else self.reply
-
+from tests.llm_stub import LOAN_Q as QUESTION
+from tests.llm_stub import TRUE, Scripted
 
 REPLY = f"{TRUE}. The loan was $9 trillion."  # no markers: checked against every source
 

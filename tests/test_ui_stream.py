@@ -19,14 +19,13 @@ from qa.config import Settings
 from qa.engine import Engine
 from qa.schemas import AskResponse
 from tests.conftest import ROOT, SEED_ARTICLE
-from tests.llm_stub import stub_server
+from tests.llm_stub import LOAN_Q as QUESTION
+from tests.llm_stub import TRUE, stub_server
 from tests.ui_support import free_port
 from ui import render
 from ui.client import Client, ServiceError, Unreachable
 
 APP = ROOT / "ui" / "app.py"
-QUESTION = "How much did the US EXIM Bank lend for the Reko Diq mine?"
-TRUE = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq"
 REPLY = f"{TRUE}. The loan was $9 trillion."  # the second sentence is unsupported: removed
 
 
