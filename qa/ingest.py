@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -293,14 +293,3 @@ _LOADERS: dict[str, Callable[[bytes], Parsed]] = {
     ".pdf": _load_pdf,
     ".docx": _load_docx,
 }
-
-
-def iter_documents(
-    files: Iterable[SourceFile],
-) -> Iterator[tuple[SourceFile, Document | Exception]]:
-    """Each file with its Document, or the error that kept it out."""
-    for file in files:
-        try:
-            yield file, load(file.path, file.doc_id)
-        except LoadError as exc:
-            yield file, exc
