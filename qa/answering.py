@@ -1,9 +1,13 @@
 """Extractive answers: the best-supported sentences of the retrieved passages, each cited.
 
 No model invents anything here. Sentences are scored by how much of the question they cover
-(idf-weighted stems), whether they hold the kind of thing asked for (a number for "how many",
-a date for "when", a name for "who"), and the rank of their passage. When no sentence covers
-the question's key terms and holds the asked-for kind of answer, the answer abstains.
+(idf-weighted stems), whether they hold the kind of thing asked for (a count of the things a
+"how many" asks about, a sum of money for "how much did it cost", a date for "when"; see
+`answer_types`), and the rank of their passage. A sentence answers only where the question's
+names and figures stand in it or next to it: "How many private schools are there in the United
+States?" is not answered by "there are 88 private schools in New Zealand". When no sentence
+covers the question's key terms, near its names, with the asked-for kind of answer, the answer
+abstains.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from functools import cached_property
 
 import numpy as np
 
-from qa import lexical
+from qa import answer_types, lexical
+from qa.answer_types import OTHER, Asked
 from qa.chunking import split_sentences
 from qa.models import Answer, Citation, Passage
 from qa.store import Snapshot
@@ -27,54 +32,8 @@ EXTRA_SENTENCE_RATIO = 0.8  # a 2nd/3rd sentence joins when it scores this close
 MAX_SENTENCES = 3
 PRIOR_CHUNKS = 100  # idf smoothing, see Idf
 CONTEXT_CREDIT = 0.5  # a question term found near the sentence rather than in it
+NAMES_BEFORE, NAMES_AFTER = 2, 1  # sentences around an answer where its names may stand
 MIN_COVERAGE = 0.4  # below this share of the question's weight, the sources don't say
-
-NUMBER, DATE, PERSON, PLACE, OTHER = "number", "date", "person", "place", "other"
-
-_TYPE_PATTERNS = [
-    (
-        DATE,
-        r"\b(when|what (year|date|day|month|century|decade|time|era)|which (year|century|"
-        r"decade|month|day)|since when|how long ago)\b",
-    ),
-    (
-        NUMBER,
-        r"\b(how (many|much|long|far|old|large|big|tall|high|often|fast|deep|wide)|what "
-        r"(percentage|percent|number|amount|proportion|share|rate|size|population|sum|value|"
-        r"price|cost)|which number)\b",
-    ),
-    (PERSON, r"\b(who|whom|whose|which (person|man|woman)|what (person|man|woman)|by whom)\b"),
-    (
-        PLACE,
-        r"\b(where|which (country|city|province|state|region|place|town|continent|island)|"
-        r"what (country|city|province|state|region|place|town|continent|island))\b",
-    ),
-]
-
-_MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december|"
-    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
-)
-_DATE_RE = re.compile(
-    rf"\b((?:{_MONTHS})\.?(?:\s+\d{{1,2}}(?:st|nd|rd|th)?,?)?(?:\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|"
-    rf"th)?\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:1[0-9]|20)\d{{2}}s?|\d{{1,2}}(?:st|nd|rd|th)\s+"
-    r"centur(?:y|ies)|(?:mon|tues|wednes|thurs|fri|satur|sun)day|\d{4}-\d{2}-\d{2})\b",
-    re.I,
-)
-_NUMBER_WORDS = (  # "one" and "half" alone are too often not amounts ("one of the...")
-    "two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    "hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|dozen"
-)
-_NUMBER_RE = re.compile(
-    rf"(?:[$€£¥]\s?)?\b\d[\d,.]*(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|"
-    rf"km|kilometres|kilometers|miles|metres|meters|years|days|hours))?|\b(?:{_NUMBER_WORDS})\b"
-    r"(?:[- ](?:million|billion|thousand|hundred|percent))?",
-    re.I,
-)
-_YEAR = re.compile(r"(?:1[0-9]|20)\d{2}s?")
-_NAME_RE = re.compile(
-    r"\b[A-Z][\w’'.-]*(?:\s+(?:(?:of|de|da|van|von|al|bin|the|and|d’|d')\s+)?[A-Z][\w’'.-]*)*"
-)
 
 # Words that ask for something rather than say what it is about: never required to be covered.
 _FILLER = frozenset(
@@ -83,36 +42,6 @@ _FILLER = frozenset(
         "percentage term known refer referred used use person people happen happened one"
     )
 )
-
-
-def question_type(question: str) -> str:
-    """The kind of answer a question asks for."""
-    q = question.lower()
-    for kind, pattern in _TYPE_PATTERNS:
-        if re.search(pattern, q):
-            return kind
-    return OTHER
-
-
-def typed_spans(sentence: str, kind: str) -> list[tuple[int, int]]:
-    """Spans in `sentence` holding an answer of `kind` (number, date, name)."""
-    if kind == DATE:
-        found = [m.span() for m in _DATE_RE.finditer(sentence)]
-    elif kind == NUMBER:
-        found = [m.span() for m in _NUMBER_RE.finditer(sentence)]
-        # A bare year ("in 2004") is a date, not an amount.
-        found = [(s, e) for s, e in found if not _YEAR.fullmatch(sentence[s:e].strip(" ,."))]
-    elif kind in (PERSON, PLACE):
-        found = [m.span() for m in _NAME_RE.finditer(sentence)]
-    else:
-        return []
-    return [(s, _rstrip_punct(sentence, s, e)) for s, e in found]
-
-
-def _rstrip_punct(text: str, start: int, end: int) -> int:
-    while end > start and text[end - 1] in " ,.;:’'":
-        end -= 1
-    return end
 
 
 @dataclass
@@ -151,6 +80,7 @@ class Candidate:
     score: float
     coverage: float
     typed: bool
+    named: bool  # the question's names stand in the sentence, next to it, or in the title
 
 
 def answer(
@@ -161,14 +91,10 @@ def answer(
     min_coverage: float | None = None,
 ) -> Answer:
     """Compose a cited extractive answer from `passages`, or abstain."""
-    kind = question_type(question)
+    kind = answer_types.asked(question)
     candidates = score_sentences(question, passages, idf, kind, query)
     threshold = MIN_COVERAGE if min_coverage is None else min_coverage
-    if (
-        not candidates
-        or not supported(candidates[0], kind, threshold)
-        or missing_terms(question, passages)
-    ):
+    if not candidates or not supported(candidates[0], kind, threshold):
         return abstain(question, query, passages)
     best = candidates[0]
     chosen = [best] + [
@@ -210,11 +136,11 @@ def abstain(question: str, query: str, passages: Sequence[Passage]) -> Answer:
     return Answer(text, None, True, query, [], list(passages))
 
 
-def supported(best: Candidate, kind: str, min_coverage: float) -> bool:
+def supported(best: Candidate, kind: Asked, min_coverage: float) -> bool:
     """Whether the best sentence covers the question and holds the asked-for kind of answer."""
-    if best.coverage < min_coverage:
+    if best.coverage < min_coverage or not best.named:
         return False
-    return kind == OTHER or best.typed
+    return kind.kind == OTHER or best.typed
 
 
 def must_match(question: str) -> set[str]:
@@ -236,11 +162,15 @@ def must_match(question: str) -> set[str]:
 
 def missing_terms(question: str, passages: Sequence[Passage]) -> set[str]:
     """The question's names and numbers that appear in none of the passages."""
-    text = " ".join(p.title + " " + p.text for p in passages)
+    return unmentioned(must_match(question), " ".join(p.title + " " + p.text for p in passages))
+
+
+def unmentioned(names: set[str], text: str) -> set[str]:
+    """Those of `names` (from `must_match`) that `text` does not mention."""
     words = lexical.words(text)
     found = set(words)
     initials = "".join(w[0] for w in words)  # in text order, for acronyms
-    return {w for w in must_match(question) if not _mentioned(w, found, initials)}
+    return {w for w in names if not _mentioned(w, found, initials)}
 
 
 def _mentioned(word: str, found: set[str], initials: str) -> bool:
@@ -262,16 +192,17 @@ def score_sentences(
     question: str,
     passages: Sequence[Passage],
     idf: Idf,
-    kind: str | None = None,
+    kind: Asked | None = None,
     query: str | None = None,
 ) -> list[Candidate]:
     """Every sentence of the passages, best first.
 
     A question term found in the sentence counts fully; one found only elsewhere in the same
     passage or in the document title counts `CONTEXT_CREDIT` (the sentence may say "it").
-    Terms that a follow-up's rewritten query added count half.
+    Terms that a follow-up's rewritten query added count half. Sentences with the question's
+    names and figures nearby (`NAMES_BEFORE`/`NAMES_AFTER` sentences, or the title) come first.
     """
-    kind = kind or question_type(question)
+    kind = kind or answer_types.asked(question)
     weights = {t: idf(t) for t in dict.fromkeys(lexical.terms(question)) if t not in _FILLER}
     for t in lexical.terms(query or ""):
         if t not in weights and t not in _FILLER:
@@ -279,24 +210,32 @@ def score_sentences(
     total = sum(weights.values()) or 1.0
     q_words = set(lexical.words(question))
     candidates = []
+    names = must_match(question)
     for i, p in enumerate(passages):
         around = set(lexical.terms(p.title + " " + p.text))
         context = sum(w for t, w in weights.items() if t in around)
-        for s, e in split_sentences(p.text):
+        sentences = split_sentences(p.text)
+        for j, (s, e) in enumerate(sentences):
             text = p.text[s:e]
+            lo = sentences[max(0, j - NAMES_BEFORE)][0]
+            hi = sentences[min(len(sentences) - 1, j + NAMES_AFTER)][1]
+            named = not unmentioned(names, p.title + " " + p.text[lo:hi])
             s_terms = set(lexical.terms(text))
             inside = sum(w for t, w in weights.items() if t in s_terms)
             coverage = (inside + CONTEXT_CREDIT * (context - inside)) / total
             typed = any(
-                not set(lexical.words(text[a:b])) <= q_words for a, b in typed_spans(text, kind)
+                not set(lexical.words(text[a:b])) <= q_words
+                for a, b in answer_types.spans(text, kind)
             )
             score = W_COVERAGE * coverage + W_TYPE * typed + W_PASSAGE * p.score
-            candidates.append(Candidate(i, p.start + s, p.start + e, text, score, coverage, typed))
-    candidates.sort(key=lambda c: -c.score)
+            candidates.append(
+                Candidate(i, p.start + s, p.start + e, text, score, coverage, typed, named)
+            )
+    candidates.sort(key=lambda c: (not c.named, -c.score))
     return candidates
 
 
-def short_answer(question: str, sentence: str, kind: str) -> str | None:
+def short_answer(question: str, sentence: str, kind: Asked) -> str | None:
     """The span of `sentence` that answers a short-fact question, if one stands out.
 
     Among the spans of the asked-for kind that the question does not already contain, the one
@@ -307,12 +246,9 @@ def short_answer(question: str, sentence: str, kind: str) -> str | None:
     q_terms = set(lexical.terms(question)) - _FILLER
     spans = [
         (a, b)
-        for a, b in typed_spans(sentence, kind)
+        for a, b in answer_types.spans(sentence, kind)
         if not set(lexical.words(sentence[a:b])) <= q_words
     ]
-    if kind == NUMBER and re.search(r"\bhow many\b", question, re.I):
-        counts = [(a, b) for a, b in spans if not re.match(r"[$€£¥]", sentence[a:b])]
-        spans = counts or spans
     if not spans:
         return None
     hits = [m.start() for m in re.finditer(r"\w+", sentence) if _stem(m.group()) in q_terms]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from qa import answering
+from qa import answer_types, answering
 from qa.embedding import Embedder
 from qa.llm import ChatMessage, Generator, LLMError, reply_pieces, reply_text
 from qa.models import Answer, Citation, Passage
@@ -165,7 +165,7 @@ def _on_question(
     """Whether a kept quote would pass the extractive support check on its own: it covers the
     question's key terms and holds the kind of answer asked for. A true sentence about
     something else is no answer (a small model often copies an unrelated source sentence)."""
-    kind = answering.question_type(question)
+    kind = answer_types.asked(question)
     threshold = answering.MIN_COVERAGE if min_coverage is None else min_coverage
     for cand in answering.score_sentences(question, passages, idf, kind, query):
         inside = any(
@@ -239,7 +239,7 @@ def _compose(
                 )
             )
         parts.append(f"{check.claim.text} [{numbers[key]}]")
-    kind = answering.question_type(question)
+    kind = answer_types.asked(question)
     short = answering.short_answer(question, " ".join(c.claim.text for c in kept), kind)
     return Answer(
         answer=" ".join(parts),

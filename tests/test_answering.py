@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from qa import answering, chat
+from qa import answer_types, answering, chat
 from qa.engine import Engine
 from qa.errors import InvalidInput
 from qa.retrieval import Filters
@@ -83,11 +83,11 @@ def test_rewrite_leaves_self_contained_questions_alone():
 
 
 def test_question_types():
-    assert answering.question_type("How many jobs?") == answering.NUMBER
-    assert answering.question_type("When did it sign?") == answering.DATE
-    assert answering.question_type("Who leads it?") == answering.PERSON
-    assert answering.question_type("Where is the mine?") == answering.PLACE
-    assert answering.question_type("What does it produce?") == answering.OTHER
+    assert answer_types.question_type("How many jobs?") == answer_types.COUNT
+    assert answer_types.question_type("When did it sign?") == answer_types.DATE
+    assert answer_types.question_type("Who leads it?") == answer_types.PERSON
+    assert answer_types.question_type("Where is the mine?") == answer_types.PLACE
+    assert answer_types.question_type("What does it produce?") == answer_types.OTHER
 
 
 def test_names_and_numbers_missing_from_the_passages_force_abstention(engine):
