@@ -166,7 +166,7 @@ class Asked:
 
     `counted`: the words of "how many American jobs": a count followed by another noun
     ("11 million customers" for "how many employees") counts something else.
-    `role`: the words of "who is the head coach": a sentence that names no coach names no coach.
+    `role`: the words of "who is the head coach": a sentence that names no head coach names none.
     """
 
     kind: str
@@ -174,6 +174,7 @@ class Asked:
     role: tuple[str, ...] = ()
 
 
+COUNTED_WINDOW = 3
 _PHRASE_END = (
     r"(?:of|in|at|on|for|from|to|by|with|that|which|who|whose|did|does|do|is|was|were|are|has|"
     r"have|had|will|would|can|could|should|may|might|must|when|where|as|during|after|before|and|"
@@ -190,12 +191,15 @@ def asked(question: str) -> Asked:
     if kind == COUNT and (m := re.match(r"how many\s+(.*)", phrase)):
         counted = _head_words(m.group(1))
     elif kind == PERSON and (
-        m := re.match(r"who\s+(?:is|was|were|are|will be|has been)\s+(?:the|a|an)\s+(.*)", phrase)
+        m := re.match(
+            r"who\s+(?:is|was|were|are|will be|has been)\s+(?:the\s+|a\s+|an\s+|[\w-]+'s?\s+)(.*)",
+            phrase,
+        )
     ):
         words = _head_words(m.group(1))
-        # "head coach" -> coach; not "Who was the report written for?", where "who" is the object
+        # not "Who was the report written for?", where "who" is the object
         if len(words) <= 3 and not re.search(rf"\b{_PHRASE_END}$", phrase):
-            role = words[-1:]
+            role = words
     return Asked(kind, counted, role)
 
 
@@ -210,10 +214,11 @@ def _head_words(text: str) -> tuple[str, ...]:
 
 
 def _same_word(a: str, b: str) -> bool:
-    """Forms of one word: "kilometres"/"kilometers", "nation"/"nations", "employ"/"employees"."""
-    a, b = a.lower(), b.lower()
-    n = min(len(a), len(b), 5)
-    return n >= 3 and a[:n] == b[:n]
+    """Forms of one word: "nation"/"nations", "employed"/"employees", "US"/"us"; not
+    "minister"/"ministerial"."""
+    a, b = lexical.stem(a.lower()), lexical.stem(b.lower())
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) and len(long) - len(short) <= 2 and len(short) >= 2
 
 
 def _quantity_class(match: re.Match) -> str:
@@ -233,7 +238,7 @@ def spans(sentence: str, kind: str | Asked) -> list[tuple[int, int]]:
     """Spans of `sentence` holding an answer of `kind`, trailing punctuation trimmed."""
     ask = kind if isinstance(kind, Asked) else Asked(kind)
     words = re.findall(r"[\w-]+", sentence)
-    if ask.role and not any(_same_word(r, w) for r in ask.role for w in words):
+    if not all(any(_same_word(r, w) for w in words) for r in ask.role):
         return []
     accepted = ACCEPTS.get(ask.kind, frozenset())
     if ask.counted:  # "how many people": a count, not "60%" nor "4,274 m"
@@ -247,7 +252,7 @@ def spans(sentence: str, kind: str | Asked) -> list[tuple[int, int]]:
             s, e = m.span()
             if _YEAR.fullmatch(m.group().strip(" ,.")) or any(a <= s < b for a, b in dates):
                 continue  # "in 2004", the 9 of "9 October 2004": dates, not amounts
-            if _quantity_class(m) in accepted and _counts(sentence, e, ask.counted):
+            if _quantity_class(m) in accepted and _counts(sentence, s, e, ask.counted):
                 found.append((s, e))
         if PERCENT in accepted:
             found += [m.span() for m in _FRACTION_RE.finditer(sentence)]
@@ -260,13 +265,15 @@ def _common(text: str) -> bool:
     return all(w in STOPWORDS for w in lexical.words(text))
 
 
-def _counts(sentence: str, end: int, counted: tuple[str, ...]) -> bool:
-    """Whether the amount ending at `end` can count the `counted` things: it can unless a
-    lower-case content word right after it names something else."""
-    nxt = re.match(r"[\s-]*([a-z][a-z-]*)", sentence[end:])
-    if not counted or not nxt or re.fullmatch(_PHRASE_END + r"|[a-z]{1,2}", nxt.group(1)):
+def _counts(sentence: str, start: int, end: int, counted: tuple[str, ...]) -> bool:
+    """Whether the amount at `start:end` counts the `counted` things: one of their words stands
+    within `COUNTED_WINDOW` words after it ("6,000 jobs", "two US Navy bases") or before it
+    ("a population of 494,665")."""
+    if not counted:
         return True
-    return any(_same_word(c, nxt.group(1)) for c in counted)
+    after = re.findall(r"\w+", sentence[end:])[:COUNTED_WINDOW]
+    before = re.findall(r"\w+", sentence[:start])[-COUNTED_WINDOW:]
+    return any(_same_word(c, w) for c in counted for w in after + before)
 
 
 def _rstrip_punct(text: str, start: int, end: int) -> int:

@@ -34,3 +34,8 @@ def words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """Stemmed content words: what BM25 indexes and what answer scoring matches on."""
     return _stemmer().stemWords([w for w in words(text) if w not in STOPWORDS])
+
+
+def stem(word: str) -> str:
+    """The stem of one lower-case word (stopwords too)."""
+    return _stemmer().stemWord(word)
