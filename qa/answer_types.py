@@ -204,12 +204,13 @@ def asked(question: str) -> Asked:
 
 
 def _head_words(text: str) -> tuple[str, ...]:
-    """The lower-case words of a noun phrase, up to its first preposition or verb."""
+    """The content words of a noun phrase, up to its first preposition or auxiliary verb."""
     out = []
     for word in text.split():
         if re.fullmatch(_PHRASE_END, word) or not re.fullmatch(r"[a-z][a-z-]*", word):
             break
-        out.append(word)
+        if word not in STOPWORDS:
+            out.append(word)
     return tuple(out)
 
 

@@ -1,0 +1,78 @@
+"""Question typing and answer spans: pure functions, no model."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa import answer_types as T
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("When did it sign?", T.DATE),
+        ("In what year did Rollo die?", T.DATE),
+        ("Over how many years must the loan be repaid?", T.DURATION),
+        ("How long did the reign last?", T.SIZE),
+        ("How tall was Genghis Khan?", T.LENGTH),
+        ("By how many kilometers is the route shorter?", T.LENGTH),
+        ("How much did the building cost?", T.MONEY),
+        ("What is the total estimated cost of the mine?", T.MONEY),
+        ("What is the interest rate on the loan?", T.PERCENT),
+        ("What share of the project does the province hold?", T.PERCENT),
+        ("How many jobs?", T.COUNT),
+        ("What was the population of Fresno in 2010?", T.COUNT),
+        ("How old was he?", T.NUMBER),
+        ("Who leads it?", T.PERSON),
+        ("Where is the mine?", T.PLACE),
+        ("What does it produce?", T.OTHER),
+        # the asking word of the main clause, not of a subordinate one
+        ("When many people are arrested, what is a common tactic?", T.OTHER),
+        ("Which measure must be adopted when there is a choice?", T.OTHER),
+    ],
+)
+def test_question_types(question, kind):
+    assert T.question_type(question) == kind
+
+
+def spans(sentence: str, question: str) -> list[str]:
+    return [sentence[a:b] for a, b in T.spans(sentence, T.asked(question))]
+
+
+def test_money_percent_duration_and_length_are_told_apart():
+    s = "The $1.25 billion loan runs for 15 years at 4.5% over a 2,000 km route."
+    assert spans(s, "How much did the loan cost?") == ["$1.25 billion"]
+    assert spans(s, "What is the interest rate?") == ["4.5%"]
+    assert spans(s, "How many years does it run?") == ["15 years"]
+    assert spans(s, "How tall is it?") == ["2,000 km"]
+    assert spans(s, "How long is it?") == ["15 years", "2,000 km"]
+
+
+def test_a_day_of_a_date_is_no_amount_and_a_year_is_a_date():
+    s = "Queen Elizabeth II opened the building on 9 October 2004."
+    assert spans(s, "How many people opened it?") == []
+    assert spans(s, "How much did the building cost?") == []
+    assert "9 October 2004" in spans(s, "When did it open?")
+
+
+def test_a_count_must_count_the_asked_for_things():
+    s = "It will create 6,000 jobs in the US and a population of 494,665 lives there."
+    assert spans(s, "How many jobs will it create?") == ["6,000"]
+    assert spans(s, "How many ounces of gold are there?") == []
+    assert spans(s, "How many employees does it have?") == []
+    assert spans(s, "How many people make up the population?") == ["494,665"]
+    assert spans("Over 60% of Norway's population died.", "How many people died?") == []
+
+
+def test_a_role_must_be_named_in_full():
+    s = "Notably, Prime Minister Shehbaz Sharif met the head of the team."
+    assert T.asked("Who is the head coach?").role == ("head", "coach")
+    assert spans(s, "Who is the head coach?") == []
+    assert spans(s, "Who is Pakistan's finance minister?") == []
+    assert "Prime Minister Shehbaz Sharif" in spans(s, "Who is the prime minister?")
+    # "who" as the object: no role to look for
+    assert T.asked("Who was the medical report written for?").role == ()
+
+
+def test_a_capitalised_opening_word_is_no_name():
+    assert spans("The offices are in the MAC.", "Who works there?") == ["MAC"]
