@@ -16,6 +16,7 @@ import os
 import sys
 
 KEYS = ("id", "question", "answers", "doc_id", "evidence", "unanswerable", "history")
+OPTIONAL = ("note",)  # free text: where a question comes from, or why it is unanswerable
 
 
 def check_history(hist, where, errors):
@@ -39,9 +40,11 @@ def check_row(row, where, set_dir, docs, errors):
     if missing:
         errors.append(f"{where}: missing keys {missing}")
         return
-    extra = sorted(set(row) - set(KEYS))
+    extra = sorted(set(row) - set(KEYS) - set(OPTIONAL))
     if extra:
         errors.append(f"{where}: unexpected keys {extra}")
+    if not isinstance(row.get("note", ""), str):
+        errors.append(f"{where}: note must be a string")
     if not isinstance(row["id"], str) or not row["id"]:
         errors.append(f"{where}: id must be a non-empty string")
     if not isinstance(row["question"], str) or not row["question"].strip():

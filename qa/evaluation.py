@@ -31,6 +31,7 @@ KS = (1, 5, 10)  # recall@k and hit@k reported; the curve goes 1..MAX_K
 MAX_K = 10
 RETRIEVERS = {"bm25": 0.0, "dense": 1.0, "fused": retrieval.DENSE_WEIGHT}  # name -> dense_weight
 PIPELINE = "fused"  # the retriever Engine.ask uses; its answer row comes from Engine.ask itself
+SWEEP = tuple(round(0.2 + 0.05 * i, 2) for i in range(11))  # min_coverage values calibrated
 
 DEFINITIONS = f"""\
 All figures are shares between 0 and 1 unless marked ms. *Answerable* questions have gold
@@ -72,6 +73,12 @@ Abstention:
 - **wrong abstain (answerable)**: share of answerable questions where it abstains. Lower is
   better.
 
+Calibration (extractive answers): the abstention threshold `answering.MIN_COVERAGE` (the share
+of the question's idf weight a supporting sentence must cover) is swept over {SWEEP[0]}..{SWEEP[-1]}
+on the same passages `Engine.ask` retrieved; for each value, **abstain (unans.)**, **answered
+(answerable)** = 1 - wrong abstain, and **fact recall** as above. The default is the value that
+keeps answered >= 0.95 on the dev sets while abstaining most (README, "Answers").
+
 Latency: wall time of one `Engine.ask` call per question (warm: the model and the index are
 loaded by one untimed question first), **p50** and **p95** over all questions, in ms.
 """
@@ -94,6 +101,7 @@ class EvalQuestion(BaseModel):
     evidence: str | None = None
     unanswerable: bool = False
     history: list[Turn] = Field(default_factory=list)
+    note: str | None = None
 
     def messages(self) -> list[chat.Message]:
         return [{"role": t.role, "content": t.content} for t in self.history]
@@ -276,6 +284,16 @@ def evaluate_question(
         "answers_by_retriever": {},
         "top_passages": [_passage_brief(p) for p in result.passages[:3]],
     }
+    if result.mode == "extractive":
+        record["calibration"] = {
+            f"{t:.2f}": {
+                k: scorer.answer(
+                    q, answering.answer(q.question, result.query, result.passages, idf, t)
+                )[k]
+                for k in ("abstained", "fact_hit")
+            }
+            for t in SWEEP
+        }
     query = chat.rewrite(q.question, q.messages())
     qvec = engine.embedder.embed_query(query)
     for name, weight in RETRIEVERS.items():
@@ -344,6 +362,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for part in ("rewrite", "retrieve", "answer")
     }
     return {
+        "calibration": calibration(records),
         "n_questions": len(records),
         "n_answerable": len(answerable),
         "n_unanswerable": len(unanswerable),
@@ -362,6 +381,29 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "p50_parts": parts,
         },
     }
+
+
+def calibration(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Abstention and fact recall at each swept threshold (empty for LLM runs)."""
+    if not records or "calibration" not in records[0]:
+        return []
+    answerable = [r for r in records if not r["unanswerable"]]
+    unanswerable = [r for r in records if r["unanswerable"]]
+    points = []
+    for key in records[0]["calibration"]:
+        points.append(
+            {
+                "min_coverage": float(key),
+                "abstain_unanswerable": _mean(
+                    [r["calibration"][key]["abstained"] for r in unanswerable]
+                ),
+                "answered_answerable": _mean(
+                    [not r["calibration"][key]["abstained"] for r in answerable]
+                ),
+                "fact_recall": _mean([r["calibration"][key]["fact_hit"] for r in answerable]),
+            }
+        )
+    return points
 
 
 def _answer_figures(view: Sequence[dict[str, Any]], verbatim: Sequence[bool]) -> dict[str, Any]:
@@ -652,11 +694,34 @@ def summary_tables(summary: dict[str, Any]) -> str:
             if s.get("mode") == "llm"
             else ""
         ),
+        calibration_table(s["calibration"]),
         f"Latency of Engine.ask (ms, warm): p50 {_fmt(lat['p50'], 1)}, "
         f"p95 {_fmt(lat['p95'], 1)}, mean {_fmt(lat['mean'], 1)}, max {_fmt(lat['max'], 1)}"
         f" (p50 of parts: {parts})",
     ]
     return "\n\n".join(part for part in parts_md if part)
+
+
+def calibration_table(points: Sequence[dict[str, Any]]) -> str:
+    """The threshold sweep as markdown, the default marked."""
+    if not points:
+        return ""
+    rows = [
+        [
+            f"**{p['min_coverage']:.2f}** (default)"
+            if abs(p["min_coverage"] - answering.MIN_COVERAGE) < 1e-9
+            else f"{p['min_coverage']:.2f}",
+            _fmt(p["abstain_unanswerable"]),
+            _fmt(p["answered_answerable"]),
+            _fmt(p["fact_recall"]),
+        ]
+        for p in points
+    ]
+    return "Abstention threshold (extractive; same passages, `min_coverage` swept)\n\n" + (
+        markdown_table(
+            ["min_coverage", "abstain (unans.)", "answered (answerable)", "fact recall"], rows
+        )
+    )
 
 
 def markdown_report(run: EvalRun, max_failures: int = 40) -> str:
@@ -714,7 +779,12 @@ def plot(run: EvalRun, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colors = {"bm25": "tab:orange", "dense": "tab:blue", "fused": "tab:green"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.2), width_ratios=[1, 1.5])
+    points = run.summary.get("calibration") or []
+    if points:
+        fig, (left, right, cal) = plt.subplots(1, 3, figsize=(20, 5.2), width_ratios=[1, 1.5, 1])
+        plot_calibration(cal, points)
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.2), width_ratios=[1, 1.5])
     ks = list(range(1, MAX_K + 1))
     for name, r in run.summary["retrieval"].items():
         left.plot(ks, r["recall_curve"], "o-", color=colors[name], label=f"{name}: answer recall")
@@ -760,6 +830,22 @@ def plot(run: EvalRun, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_calibration(ax, points: Sequence[dict[str, Any]]) -> None:
+    """Abstention on unanswerables against answers kept, as the threshold moves."""
+    x = [p["min_coverage"] for p in points]
+    for key, label, style in (
+        ("abstain_unanswerable", "abstain on unanswerable ↑", "o-"),
+        ("answered_answerable", "answered answerable ↑", "s-"),
+        ("fact_recall", "fact recall", "^--"),
+    ):
+        ax.plot(x, [p[key] if p[key] is not None else np.nan for p in points], style, label=label)
+    ax.axvline(answering.MIN_COVERAGE, color="gray", ls=":", label="default threshold")
+    ax.set(xlabel="min_coverage (share of the question a sentence must cover)", ylim=(0, 1.02))
+    ax.set_title("Abstention threshold: calibration sweep")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
 
 
 def write_outputs(run: EvalRun, out_dir: Path) -> dict[str, Path]:
