@@ -107,7 +107,7 @@ _MONTHS = (
 )
 _DATE_RE = re.compile(
     rf"\b((?:{_MONTHS})\.?(?:\s+\d{{1,2}}(?:st|nd|rd|th)?,?)?(?:\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|"
-    rf"th)?\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:1[0-9]|20)\d{{2}}s?|\d{{1,2}}(?:st|nd|rd|th)\s+"
+    rf"th)?\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:1[0-9]|20)\d{{2}}(?:s|[–-]\d{{2,4}}\b)?|\d{{1,2}}(?:st|nd|rd|th)\s+"
     r"centur(?:y|ies)|(?:mon|tues|wednes|thurs|fri|satur|sun)day|\d{4}-\d{2}-\d{2})\b",
     re.I,
 )
@@ -135,7 +135,7 @@ _FRACTION_RE = re.compile(
 )
 _YEAR = re.compile(r"(?:1[0-9]|20)\d{2}s?")
 _NAME_RE = re.compile(
-    r"\b[A-Z][\w’'.-]*(?:\s+(?:(?:of|de|da|van|von|al|bin|the|and|d’|d')\s+)?[A-Z][\w’'.-]*)*"
+    r"\b[A-Z][\w’'.-]*(?:\s+(?:(?:of|de|da|van|von|al|bin|d’|d')\s+)?[A-Z][\w’'.-]*)*"
 )
 
 
@@ -257,13 +257,26 @@ def spans(sentence: str, kind: str | Asked) -> list[tuple[int, int]]:
                 found.append((s, e))
         if PERCENT in accepted:
             found += [m.span() for m in _FRACTION_RE.finditer(sentence)]
-    if "name" in accepted:  # not a capitalised "The" or "In" opening the sentence
-        found += [m.span() for m in _NAME_RE.finditer(sentence) if not _common(m.group())]
+    if "name" in accepted:
+        found += _name_spans(sentence)
     return sorted((s, _rstrip_punct(sentence, s, e)) for s, e in found)
 
 
-def _common(text: str) -> bool:
-    return all(w in STOPWORDS for w in lexical.words(text))
+def _name_spans(sentence: str) -> list[tuple[int, int]]:
+    """Runs of capitalised words, less what capitals there do not mark: an opening "In" or
+    "The", months and weekdays (dates)."""
+    found = []
+    for m in _NAME_RE.finditer(sentence):
+        s, e = m.span()
+        while (
+            w := re.match(r"[\w’']+\s+", sentence[s:e])
+        ) and w.group().strip().lower() in STOPWORDS:
+            s += w.end()  # "In September" -> "September", "The Commission" -> "Commission"
+        text = sentence[s:e]
+        if all(w in STOPWORDS or _DATE_RE.fullmatch(w) for w in lexical.words(text)):
+            continue
+        found.append((s, e))
+    return found
 
 
 def _counts(sentence: str, start: int, end: int, counted: tuple[str, ...]) -> bool:

@@ -76,3 +76,15 @@ def test_a_role_must_be_named_in_full():
 
 def test_a_capitalised_opening_word_is_no_name():
     assert spans("The offices are in the MAC.", "Who works there?") == ["MAC"]
+
+
+def test_months_and_opening_stopwords_are_no_names():
+    s = "In September 1958, Bank of America launched a new product."
+    assert spans(s, "Who launched it?") == ["Bank of America"]
+    assert spans(s, "When was it launched?") == ["September 1958"]
+
+
+def test_a_year_range_is_a_date_not_an_amount():
+    s = "Over 60% of Norway's population died in 1348–50."
+    assert spans(s, "How many people died?") == []
+    assert "1348–50" in spans(s, "When did they die?")
