@@ -139,16 +139,17 @@ _NAME_RE = re.compile(
 )
 
 
-def wh_phrase(question: str) -> str:
+def wh_phrase(question: str, lower: bool = True) -> str:
     """The question from its asking word on, in lower case: in "When many are arrested, what is
     a common tactic?" that is "what is a common tactic?", and in "Which measure applies when
     ...?" it is the whole question, since "when" there opens a subordinate clause."""
-    q = question.lower().replace("’", "'")
-    clauses = [c for c in re.split(r"[,;:]", q) if _WH.search(c)]
+    q = question.replace("’", "'")
+    clauses = [c for c in re.split(r"[,;:]", q) if _WH.search(c.lower())]
     if not clauses:
         return ""
     clause = clauses[-1]
-    return clause[_WH.search(clause).start() :].strip()
+    phrase = clause[_WH.search(clause.lower()).start() :].strip()
+    return phrase.lower() if lower else phrase
 
 
 def question_type(question: str) -> str:
@@ -192,13 +193,16 @@ def asked(question: str) -> Asked:
         counted = _head_words(m.group(1))
     elif kind == PERSON and (
         m := re.match(
-            r"who\s+(?:is|was|were|are|will be|has been)\s+(?:the\s+|a\s+|an\s+|[\w-]+'s?\s+)(.*)",
-            phrase,
+            r"[Ww]ho\s+(?:is|was|were|are|will be|has been|became)\s+"
+            r"(?:the\s+|a\s+|an\s+|[\w-]+'s?\s+|(?=[a-z]))(.*)",  # "Who was pope when ...?"
+            wh_phrase(question, lower=False).rstrip("?!. "),
         )
     ):
-        words = _head_words(m.group(1))
-        # not "Who was the report written for?", where "who" is the object
-        if len(words) <= 3 and not re.search(rf"\b{_PHRASE_END}$", phrase):
+        words = _head_words(m.group(1).lower())
+        # not "Who was the report written for?", where "who" is the object, nor "Who was
+        # responsible for ...?", an adjective
+        adjective = len(words) == 1 and re.search(r"(?:ible|able|ful|ous|less)$", words[0])
+        if len(words) <= 3 and not adjective and not re.search(rf"\b{_PHRASE_END}$", phrase):
             role = words
     return Asked(kind, counted, role)
 

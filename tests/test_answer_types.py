@@ -88,3 +88,16 @@ def test_a_year_range_is_a_date_not_an_amount():
     s = "Over 60% of Norway's population died in 1348–50."
     assert spans(s, "How many people died?") == []
     assert "1348–50" in spans(s, "When did they die?")
+
+
+@pytest.mark.parametrize(
+    "question, role",
+    [
+        ("Who was pope when the Black Death reached Europe?", ("pope",)),
+        ("Who is Pakistan's finance minister?", ("finance", "minister")),
+        ("Who was Genghis Khan?", ()),  # a name, not a role
+        ("Who was responsible for the paper?", ()),  # an adjective
+    ],
+)
+def test_roles_with_and_without_an_article(question, role):
+    assert T.asked(question).role == role
