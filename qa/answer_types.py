@@ -122,7 +122,7 @@ _CURRENCY_WORDS = (
 )
 _QUANTITY_RE = re.compile(
     r"(?P<cur>(?:US|A|C|HK|NZ)?[$€£¥]\s?)?"
-    rf"(?P<num>\b\d[\d,.]*\d\b|\b\d\b|\b(?:{_NUMBER_WORDS})\b)"
+    rf"(?P<num>\b\d(?:[\d,.]*\d)?(?:(?:bn|m|k)\b|\b)|\b(?:{_NUMBER_WORDS})\b)"  # "£304m"
     r"(?:[\s-](?:hundred|thousand|million|billion|trillion|bn)\b)?"
     rf"(?P<unit>\s?%|[\s-](?:per ?cent|percent|percentage points|{_CURRENCY_WORDS}|"
     rf"{_TIME_UNITS}|{_LENGTH_UNITS})\b)?",
@@ -176,6 +176,7 @@ class Asked:
 
 
 COUNTED_WINDOW = 3
+_ADVERBS = frozenset("ever still even yet already also currently".split())
 _PHRASE_END = (
     r"(?:of|in|at|on|for|from|to|by|with|that|which|who|whose|did|does|do|is|was|were|are|has|"
     r"have|had|will|would|can|could|should|may|might|must|when|where|as|during|after|before|and|"
@@ -213,7 +214,7 @@ def _head_words(text: str) -> tuple[str, ...]:
     for word in text.split():
         if re.fullmatch(_PHRASE_END, word) or not re.fullmatch(r"[a-z][a-z-]*", word):
             break
-        if word not in STOPWORDS:
+        if word not in STOPWORDS and word not in _ADVERBS and not word.endswith("ly"):
             out.append(word)
     return tuple(out)
 

@@ -33,6 +33,7 @@ MAX_SENTENCES = 3
 PRIOR_CHUNKS = 100  # idf smoothing, see Idf
 CONTEXT_CREDIT = 0.5  # a question term found near the sentence rather than in it
 NAMES_BEFORE, NAMES_AFTER = 2, 1  # sentences around an answer where its names may stand
+NAME_IDF = 4.0  # names rarer than this (in <~2% of chunks, with the prior) must stand there
 MIN_COVERAGE = 0.4  # below this share of the question's weight, the sources don't say
 
 # Words that ask for something rather than say what it is about: never required to be covered.
@@ -94,7 +95,11 @@ def answer(
     kind = answer_types.asked(question)
     candidates = score_sentences(question, passages, idf, kind, query)
     threshold = MIN_COVERAGE if min_coverage is None else min_coverage
-    if not candidates or not supported(candidates[0], kind, threshold):
+    if (
+        not candidates
+        or not supported(candidates[0], kind, threshold)
+        or missing_terms(question, passages)
+    ):
         return abstain(question, query, passages)
     best = candidates[0]
     chosen = [best] + [
@@ -200,7 +205,8 @@ def score_sentences(
     A question term found in the sentence counts fully; one found only elsewhere in the same
     passage or in the document title counts `CONTEXT_CREDIT` (the sentence may say "it").
     Terms that a follow-up's rewritten query added count half. Sentences with the question's
-    names and figures nearby (`NAMES_BEFORE`/`NAMES_AFTER` sentences, or the title) come first.
+    rare names and figures nearby (`NAMES_BEFORE`/`NAMES_AFTER` sentences, or the title) come
+    first.
     """
     kind = kind or answer_types.asked(question)
     weights = {t: idf(t) for t in dict.fromkeys(lexical.terms(question)) if t not in _FILLER}
@@ -210,7 +216,7 @@ def score_sentences(
     total = sum(weights.values()) or 1.0
     q_words = set(lexical.words(question))
     candidates = []
-    names = must_match(question)
+    names = {n for n in must_match(question) if _name_idf(n, idf) >= NAME_IDF}
     for i, p in enumerate(passages):
         around = set(lexical.terms(p.title + " " + p.text))
         context = sum(w for t, w in weights.items() if t in around)
@@ -265,3 +271,9 @@ def short_answer(question: str, sentence: str, kind: Asked) -> str | None:
 def _stem(word: str) -> str:
     found = lexical.terms(word)
     return found[0] if found else ""
+
+
+def _name_idf(name: str, idf: Idf) -> float:
+    """How rare a name is in the index: frequent ones ("US", "TV", "World War") set a scene
+    rather than name the subject, and a sentence need not repeat them."""
+    return max((idf(t) for t in lexical.terms(name)), default=math.inf)
