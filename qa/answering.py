@@ -209,8 +209,8 @@ def score_sentences(
     first.
     """
     kind = kind or answer_types.asked(question)
-    weights = {t: idf(t) for t in dict.fromkeys(lexical.terms(question)) if t not in _FILLER}
-    for t in lexical.terms(query or ""):
+    weights = {t: idf(t) for t in dict.fromkeys(lexical.lemma_terms(question)) if t not in _FILLER}
+    for t in lexical.lemma_terms(query or ""):
         if t not in weights and t not in _FILLER:
             weights[t] = 0.5 * idf(t)
     total = sum(weights.values()) or 1.0
@@ -218,7 +218,7 @@ def score_sentences(
     candidates = []
     names = {n for n in must_match(question) if _name_idf(n, idf) >= NAME_IDF}
     for i, p in enumerate(passages):
-        around = set(lexical.terms(p.title + " " + p.text))
+        around = set(lexical.lemma_terms(p.title + " " + p.text))
         context = sum(w for t, w in weights.items() if t in around)
         sentences = split_sentences(p.text)
         for j, (s, e) in enumerate(sentences):
@@ -226,7 +226,7 @@ def score_sentences(
             lo = sentences[max(0, j - NAMES_BEFORE)][0]
             hi = sentences[min(len(sentences) - 1, j + NAMES_AFTER)][1]
             named = not unmentioned(names, p.title + " " + p.text[lo:hi])
-            s_terms = set(lexical.terms(text))
+            s_terms = set(lexical.lemma_terms(text))
             inside = sum(w for t, w in weights.items() if t in s_terms)
             coverage = (inside + CONTEXT_CREDIT * (context - inside)) / total
             typed = any(
@@ -249,7 +249,7 @@ def short_answer(question: str, sentence: str, kind: Asked) -> str | None:
     jobs in Balochistan", "how many jobs in Balochistan" picks 7,500.
     """
     q_words = set(lexical.words(question))
-    q_terms = set(lexical.terms(question)) - _FILLER
+    q_terms = set(lexical.lemma_terms(question)) - _FILLER
     spans = [
         (a, b)
         for a, b in answer_types.spans(sentence, kind)

@@ -19,6 +19,34 @@ STOPWORDS = frozenset(
 )
 
 
+# Irregular past forms -> base, so "left" meets "leave" and "won" meets "win" when sentences are
+# scored against a question (the stemmer only strips regular endings).
+IRREGULAR = dict(
+    pair.split(":")
+    for pair in """arose:arise arisen:arise ate:eat eaten:eat beat:beat became:become began:begin
+    begun:begin bent:bend bit:bite bitten:bite bled:bleed blew:blow blown:blow bore:bear
+    born:bear borne:bear bought:buy bred:breed brought:bring built:build burnt:burn
+    caught:catch chose:choose chosen:choose clung:cling came:come crept:creep dealt:deal
+    did:do done:do drew:draw drawn:draw drank:drink drunk:drink drove:drive driven:drive
+    dug:dig fed:feed fell:fall fallen:fall felt:feel fled:flee flew:fly flown:fly
+    forbade:forbid forgave:forgive forgiven:forgive forgot:forget forgotten:forget
+    fought:fight froze:freeze frozen:freeze gave:give given:give got:get gotten:get
+    grew:grow grown:grow hung:hang heard:hear held:hold hid:hide hidden:hide kept:keep
+    knew:know known:know laid:lay lain:lie led:lead left:leave lent:lend lost:lose made:make
+    meant:mean met:meet overcame:overcome paid:pay ran:run rang:ring rode:ride ridden:ride
+    rose:rise risen:rise sang:sing sung:sing sank:sink sunk:sink sat:sit saw:see seen:see
+    said:say sought:seek sold:sell sent:send shook:shake shaken:shake shone:shine shot:shoot
+    shrank:shrink slew:slay slain:slay slept:sleep slid:slide spoke:speak spoken:speak
+    sped:speed spent:spend spun:spin stole:steal stolen:steal stood:stand stuck:stick
+    struck:strike stricken:strike strove:strive swore:swear sworn:swear swept:sweep
+    swam:swim swum:swim swung:swing taught:teach took:take taken:take tore:tear torn:tear
+    told:tell thought:think threw:throw thrown:throw trod:tread understood:understand
+    undertook:undertake undertaken:undertake underwent:undergo undergone:undergo
+    upheld:uphold woke:wake woken:wake wore:wear worn:wear wove:weave woven:weave wept:weep
+    won:win wound:wind withdrew:withdraw withdrawn:withdraw wrote:write written:write""".split()
+)
+
+
 @lru_cache(maxsize=1)
 def _stemmer():
     import Stemmer
@@ -34,6 +62,11 @@ def words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """Stemmed content words: what BM25 indexes and what answer scoring matches on."""
     return _stemmer().stemWords([w for w in words(text) if w not in STOPWORDS])
+
+
+def lemma_terms(text: str) -> list[str]:
+    """`terms`, with irregular past forms read as their base verb ("left" -> "leav")."""
+    return _stemmer().stemWords([IRREGULAR.get(w, w) for w in words(text) if w not in STOPWORDS])
 
 
 def stem(word: str) -> str:
