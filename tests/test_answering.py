@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from qa import answering, chat
+from qa import answering, chat, lexical
 from qa.engine import Engine
 from qa.errors import InvalidInput
+from qa.models import Passage
 from qa.retrieval import Filters
 from tests.conftest import ROOT
 
@@ -149,3 +150,43 @@ def test_facts_the_article_never_states_abstain(engine, question):
 def test_the_same_kinds_of_fact_are_answered_when_stated(engine, question, expected):
     result = engine.ask(question)
     assert not result.abstained and expected in result.answer
+
+
+def _passage(text: str, title: str = "Schools") -> Passage:
+    return Passage("schools.txt", title, None, "schools.txt", 0, len(text), text, 1.0)
+
+
+def _idf(common: set[str]):
+    """A stand-in idf: the `common` stems occur everywhere (idf 1), all else is rare (idf 6)."""
+    return lambda term: 1.0 if term in common else 6.0
+
+
+def test_a_rare_name_of_the_question_must_stand_near_the_answer():
+    text = (
+        "Private schools are common. As of April 2014, there are 88 private schools in New "
+        "Zealand, catering for around 28,000 students."
+    )
+    idf = _idf(set())
+    question = "How many private schools are there in Australia?"
+    assert answering.answer(question, question, [_passage(text)], idf).abstained
+    question = "How many private schools are there in New Zealand?"
+    result = answering.answer(question, question, [_passage(text)], idf)
+    assert not result.abstained and result.short_answer == "88"
+
+
+def test_a_frequent_name_only_sets_the_scene():
+    text = (
+        "The US faced an oil crisis. Prices rose. Queues formed. Lights went out. "
+        "In 1974 a national maximum speed limit of 55 mph was imposed to save fuel."
+    )
+    question = "What speed limit did the US impose in 1974 to save fuel?"
+    passages = [_passage(text, "Oil crisis")]  # "US" four sentences before the answer
+    assert not answering.answer(question, question, passages, _idf({"us"})).abstained
+    assert answering.answer(question, question, passages, _idf(set())).abstained
+
+
+def test_irregular_past_forms_meet_their_verb():
+    assert lexical.lemma_terms("He left the school £779") == lexical.lemma_terms(
+        "he leaves the school £779"
+    )
+    assert lexical.lemma_terms("Who won?") == lexical.lemma_terms("who wins")
