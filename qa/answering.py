@@ -106,22 +106,21 @@ def answer(
         c for c in candidates[1 : MAX_SENTENCES * 3] if c.score >= EXTRA_SENTENCE_RATIO * best.score
     ][: MAX_SENTENCES - 1]
     citations, parts = [], []
-    for n, cand in enumerate(chosen, start=1):
+    quoted: list[tuple[int, int, int]] = []  # (passage, start, end) already cited
+    for cand in chosen:
         p = passages[cand.passage]
+        start = _antecedent_start(cand, p)
+        if any(i == cand.passage and a < cand.end and start < b for i, a, b in quoted):
+            start = cand.start  # the sentence before is quoted already
+        quoted.append((cand.passage, start, cand.end))
+        text = p.text[start - p.start : cand.end - p.start]
+        n = len(citations) + 1
         citations.append(
             Citation(
-                n,
-                p.doc_id,
-                p.title,
-                p.date,
-                p.source,
-                cand.text,
-                cand.start,
-                cand.end,
-                round(cand.score, 4),
+                n, p.doc_id, p.title, p.date, p.source, text, start, cand.end, round(cand.score, 4)
             )
         )
-        parts.append(f"{cand.text} [{n}]")
+        parts.append(f"{text} [{n}]")
     return Answer(
         answer=" ".join(parts),
         short_answer=short_answer(question, best.text, kind),
@@ -130,6 +129,18 @@ def answer(
         citations=citations,
         passages=list(passages),
     )
+
+
+_PRONOUN_OPENING = re.compile(r"[“\"'‘(]?(?:It|Its|This|These|They|Their|He|His|She|Her)\b")
+
+
+def _antecedent_start(cand: Candidate, passage: Passage) -> int:
+    """Where the quote of `cand` starts: at the sentence before it when it opens with a pronoun
+    ("It has been characterized as ..."), so the quote says what "it" is; else at itself."""
+    if not _PRONOUN_OPENING.match(cand.text):
+        return cand.start
+    before = [s for s, e in split_sentences(passage.text) if passage.start + e <= cand.start]
+    return passage.start + before[-1] if before else cand.start
 
 
 def abstain(question: str, query: str, passages: Sequence[Passage]) -> Answer:

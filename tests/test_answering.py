@@ -190,3 +190,17 @@ def test_irregular_past_forms_meet_their_verb():
         "he leaves the school £779"
     )
     assert lexical.lemma_terms("Who won?") == lexical.lemma_terms("who wins")
+
+
+def test_a_quote_opening_with_a_pronoun_includes_the_sentence_it_points_back_to():
+    text = (
+        "Methodism spread widely. Wesleyan theology stands at a cross-roads between evangelical "
+        "and sacramental. It has been characterized as Arminian theology with an emphasis on "
+        "the Holy Spirit."
+    )
+    question = "What has been characterized as Arminian theology?"
+    result = answering.answer(question, question, [_passage(text)], _idf(set()))
+    quote = result.citations[0]
+    assert quote.quote.startswith("Wesleyan theology") and quote.quote.endswith("Holy Spirit.")
+    assert text[quote.start : quote.end] == quote.quote
+    assert "Wesleyan theology" in result.answer
