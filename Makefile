@@ -43,6 +43,8 @@ test: lint
 eval: install
 	$(BIN)/qa eval eval/sets/squad-dev --out reports/squad-dev
 	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news
+	$(BIN)/qa eval eval/sets/squad-dev-blind --index index/eval-squad-dev --no-build --out reports/squad-dev-blind
+	$(BIN)/qa eval eval/sets/seed-news-blind --index index/eval-seed-news --no-build --out reports/seed-news-blind
 
 bench: install
 	$(BIN)/qa bench index --corpus eval/sets/squad-dev/corpus
