@@ -165,8 +165,8 @@ def question_type(question: str) -> str:
 class Asked:
     """What a question asks for: its kind, and the words an answer must be about.
 
-    `counted`: the words of "how many American jobs": a count followed by another noun
-    ("11 million customers" for "how many employees") counts something else.
+    `counted`: the words of "how many American jobs": a count answers only with one of them
+    within `COUNTED_WINDOW` words ("6,000 jobs"; not "11 million customers" for employees).
     `role`: the words of "who is the head coach": a sentence that names no head coach names none.
     """
 
@@ -231,7 +231,7 @@ def _quantity_class(match: re.Match) -> str:
     unit = (match.group("unit") or "").strip(" -").lower()
     if match.group("cur") or re.fullmatch(_CURRENCY_WORDS, unit):
         return MONEY
-    if unit in ("%", "percent", "per cent", "percentage points", "percent"):
+    if unit in ("%", "percent", "per cent", "percentage points"):
         return PERCENT
     if re.fullmatch(_TIME_UNITS, unit):
         return DURATION
