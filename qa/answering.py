@@ -95,12 +95,10 @@ def answer(
     kind = answer_types.asked(question)
     candidates = score_sentences(question, passages, idf, kind, query)
     threshold = MIN_COVERAGE if min_coverage is None else min_coverage
-    if (
-        not candidates
-        or not supported(candidates[0], kind, threshold)
-        or missing_terms(question, passages)
-    ):
-        return abstain(question, query, passages)
+    missing = missing_terms(question, passages)
+    if not candidates or not supported(candidates[0], kind, threshold) or missing:
+        why = why_unsupported(question, kind, candidates, threshold, missing)
+        return abstain(question, query, passages, why)
     best = candidates[0]
     chosen = [best] + [
         c for c in candidates[1 : MAX_SENTENCES * 3] if c.score >= EXTRA_SENTENCE_RATIO * best.score
@@ -143,13 +141,71 @@ def _antecedent_start(cand: Candidate, passage: Passage) -> int:
     return passage.start + before[-1] if before else cand.start
 
 
-def abstain(question: str, query: str, passages: Sequence[Passage]) -> Answer:
-    """An honest "not in the sources", with the closest passages as related reading."""
+def abstain(
+    question: str, query: str, passages: Sequence[Passage], why: str | None = None
+) -> Answer:
+    """An honest "not in the sources", with the closest passages as related reading; `why`
+    (from `why_unsupported`) tells the user what was looked for and not found."""
     topic = question.strip().rstrip("?").strip()
-    text = f"The sources don't say. Nothing in the indexed documents answers “{topic}”."
+    text = f"The sources don't say. Nothing in the indexed documents answers “{topic}”"
+    text += f": {why}." if why else "."
     if passages:
         text += " The closest passages are listed below as related reading."
     return Answer(text, None, True, query, [], list(passages))
+
+
+_LOOKED_FOR = {
+    answer_types.DATE: "a date",
+    answer_types.DURATION: "a length of time",
+    answer_types.SIZE: "a length or a length of time",
+    answer_types.LENGTH: "a length or distance",
+    answer_types.MONEY: "a sum of money",
+    answer_types.PERCENT: "a percentage or share",
+    answer_types.COUNT: "a number",
+    answer_types.NUMBER: "a number",
+    answer_types.PERSON: "a name",
+    answer_types.PLACE: "a place",
+}
+
+
+def why_unsupported(
+    question: str,
+    kind: Asked,
+    candidates: Sequence[Candidate],
+    min_coverage: float,
+    missing: set[str],
+) -> str | None:
+    """What the passages lack, in words a user can act on, for an abstention."""
+    if missing:
+        return "the passages never mention " + _quoted(_as_written(question, missing))
+    covering = [c for c in candidates if c.coverage >= min_coverage]
+    if not covering:
+        return "no sentence covers enough of the question's words"
+    if not any(c.named for c in covering):
+        return None  # its names stand far from every sentence that covers it: nothing crisp to say
+    if kind.kind != OTHER and not any(c.typed for c in covering if c.named):
+        if kind.role:
+            return f"no passage names the {' '.join(kind.role)}"
+        looked_for = _LOOKED_FOR[kind.kind]
+        if kind.counted:
+            looked_for += " of " + " ".join(kind.counted)
+        return f"no passage gives {looked_for} for it"
+    return None
+
+
+def _as_written(question: str, words: set[str]) -> list[str]:
+    """`words` (lower-cased by `must_match`) as the question spells them, in its order."""
+    found = []
+    for match in re.finditer(r"[\w’'.-]+", question):
+        word = re.sub(r"['’]s$", "", match.group().strip(".’'-"))
+        if word.lower() in words and word not in found:
+            found.append(word)
+    return found or sorted(words)
+
+
+def _quoted(items: list[str]) -> str:
+    quoted = [f"“{w}”" for w in items]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def supported(best: Candidate, kind: Asked, min_coverage: float) -> bool:

@@ -204,3 +204,18 @@ def test_a_quote_opening_with_a_pronoun_includes_the_sentence_it_points_back_to(
     assert quote.quote.startswith("Wesleyan theology") and quote.quote.endswith("Holy Spirit.")
     assert text[quote.start : quote.end] == quote.quote
     assert "Wesleyan theology" in result.answer
+
+
+@pytest.mark.parametrize(
+    "question, why",
+    [
+        ("What is the capital of Australia?", "the passages never mention “Australia”"),
+        ("Who is Pakistan's finance minister?", "no passage names the finance minister"),
+        ("How many ounces of gold are in the Reko Diq deposit?", "a number of ounces"),
+        ("How do I make sourdough bread at home?", "no sentence covers enough"),
+    ],
+)
+def test_an_abstention_says_what_was_looked_for(engine, question, why):
+    result = engine.ask(question)
+    assert result.abstained and why in result.answer
+    assert result.answer.startswith("The sources don't say.")
