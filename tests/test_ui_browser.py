@@ -1,7 +1,8 @@
 """The chat UI in a real browser (Debian's chromium via Playwright), started by `qa up`.
 
 Asks about the seed article, waits for the answer and its quote, opens a source card and the whole
-document, uploads a file and asks about it; screenshots go to test-output/.
+document, asks what the article never states, uploads a file and asks about it; screenshots go to
+test-output/.
 """
 
 from __future__ import annotations
@@ -116,6 +117,24 @@ def test_ask_in_a_browser(browser_context, qa_up) -> None:
     page.screenshot(path=str(OUT / "ui-document.png"))
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
+
+
+def test_an_unanswerable_question_abstains_with_its_reason(browser_context, qa_up) -> None:
+    from playwright.sync_api import expect
+
+    OUT.mkdir(exist_ok=True)
+    page = browser_context.new_page()
+    page.goto(qa_up["ui"])
+    chat = page.get_by_placeholder("Ask about your documents")
+    chat.fill("What is the interest rate on the EXIM loan for Reko Diq?")
+    chat.press("Enter")
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    warning = answer.get_by_test_id("stAlertContentWarning")
+    expect(warning).to_contain_text("The sources don't say")
+    expect(warning).to_contain_text("no passage gives a percentage or share")
+    expect(answer).to_contain_text("Related reading")
+    expect(answer.locator("mark")).to_have_count(0)  # no quote is offered as an answer
+    page.screenshot(path=str(OUT / "ui-abstain.png"), full_page=True)
 
 
 def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
