@@ -107,6 +107,8 @@ def answer(
     quoted: list[tuple[int, int, int]] = []  # (passage, start, end) already cited
     for cand in chosen:
         p = passages[cand.passage]
+        if any(i == cand.passage and a <= cand.start and cand.end <= b for i, a, b in quoted):
+            continue  # the sentence an earlier quote went back to
         start = _antecedent_start(cand, p)
         if any(i == cand.passage and a < cand.end and start < b for i, a, b in quoted):
             start = cand.start  # the sentence before is quoted already

@@ -219,3 +219,15 @@ def test_an_abstention_says_what_was_looked_for(engine, question, why):
     result = engine.ask(question)
     assert result.abstained and why in result.answer
     assert result.answer.startswith("The sources don't say.")
+
+
+def test_no_sentence_is_quoted_twice():
+    text = (
+        "Wesleyan theology stands at a cross-roads between evangelical and sacramental theology. "
+        "It has been characterized as Arminian theology with an emphasis on the Holy Spirit."
+    )
+    question = "Which theology has been characterized as Arminian and sacramental?"
+    result = answering.answer(question, question, [_passage(text)], _idf(set()))
+    spans = [(c.start, c.end) for c in result.citations]
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(sorted(spans), sorted(spans)[1:], strict=False))
+    assert result.answer.count("Wesleyan theology stands") == 1
