@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qa import answer_types as T
 
@@ -101,3 +105,35 @@ def test_a_year_range_is_a_date_not_an_amount():
 )
 def test_roles_with_and_without_an_article(question, role):
     assert T.asked(question).role == role
+
+
+# ---------------------------------------------------------------- properties, on made-up text
+
+WORDS = st.sampled_from(
+    "It The In He they Reko Diq Bank of America EXIM £304m $1.25 billion 6,000 jobs 15 years 4.5% "
+    "2,000 km 9 October 2004 1348–50 December who what when how many much cost rate head coach "
+    "minister was is the a of in at for . , ? “ ” ( ) – - ’s people employees Venice 1974".split()
+)
+TEXT = st.lists(WORDS, min_size=1, max_size=40).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None, derandomize=bool(os.environ.get("CI")))
+@given(TEXT, TEXT)
+def test_spans_lie_inside_the_sentence_and_hold_text(sentence, question):
+    for kind in (T.asked(question), *T.ACCEPTS):
+        for a, b in T.spans(sentence, kind):
+            assert 0 <= a < b <= len(sentence)
+            assert sentence[a:b].strip() == sentence[a:b]
+
+
+@settings(max_examples=200, deadline=None, derandomize=bool(os.environ.get("CI")))
+@given(st.lists(TEXT.map(lambda t: t + "."), min_size=1, max_size=6).map(" ".join), TEXT)
+def test_answers_quote_their_passage_verbatim_or_abstain(text, question):
+    from qa import answering
+    from qa.models import Passage
+
+    passage = Passage("d.txt", "Doc", None, "d.txt", 10, 10 + len(text), text, 1.0)
+    result = answering.answer(question, question, [passage], lambda term: 3.0)
+    assert result.abstained == (not result.citations)
+    for c in result.citations:
+        assert text[c.start - 10 : c.end - 10] == c.quote
