@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     # Retrieval and answers
     top_k: int = Field(5, ge=1, le=50, description="Passages returned per question.")
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+    min_coverage: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Abstain unless a sentence covers this share of the question's words; "
+        "unset = 0.40, calibrated on the dev sets (higher abstains more; see `qa eval`).",
+    )
 
     # Generated answers (optional): any OpenAI-compatible endpoint; unset = extractive only
     llm_url: str | None = Field(

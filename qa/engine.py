@@ -49,6 +49,12 @@ class Engine:
                 self._idf = answering.Idf(self._snapshot)
             return self._snapshot
 
+    @property
+    def min_coverage(self) -> float:
+        """The abstention threshold: QA_MIN_COVERAGE, or the one calibrated on the dev sets."""
+        given = self.settings.min_coverage
+        return answering.MIN_COVERAGE if given is None else given
+
     def _idf_for(self, snap: store.Snapshot) -> answering.Idf:
         idf = self._idf
         return idf if idf is not None and idf.snapshot is snap else answering.Idf(snap)
@@ -68,7 +74,7 @@ class Engine:
         r = self._retrieve(question, history, top_k, filters, mode)
         idf = self._idf_for(r.snap)
         if r.generator is None:
-            result = answering.answer(r.question, r.query, r.passages, idf)
+            result = answering.answer(r.question, r.query, r.passages, idf, self.min_coverage)
         else:
             result = generation.answer_with_llm(
                 r.question,
@@ -78,6 +84,7 @@ class Engine:
                 r.generator,
                 self.embedder,
                 self.settings.llm_max_prompt_tokens,
+                self.min_coverage,
             )
         # generate/verify timings of an LLM answer are kept beside these
         result.timings_ms |= r.timings()
@@ -99,7 +106,7 @@ class Engine:
         r = self._retrieve(question, history, top_k, filters, mode)
         idf = self._idf_for(r.snap)
         if r.generator is None:
-            answer = answering.answer(r.question, r.query, r.passages, idf)
+            answer = answering.answer(r.question, r.query, r.passages, idf, self.min_coverage)
             events: Iterator[generation.Token | generation.Final] = iter([generation.Final(answer)])
         else:
             events = generation.stream_answer_with_llm(
@@ -110,6 +117,7 @@ class Engine:
                 r.generator,
                 self.embedder,
                 self.settings.llm_max_prompt_tokens,
+                self.min_coverage,
             )
         return _timed(events, r)
 

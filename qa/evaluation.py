@@ -73,11 +73,12 @@ Abstention:
 - **wrong abstain (answerable)**: share of answerable questions where it abstains. Lower is
   better.
 
-Calibration (extractive answers): the abstention threshold `answering.MIN_COVERAGE` (the share
-of the question's idf weight a supporting sentence must cover) is swept over {SWEEP[0]}..{SWEEP[-1]}
-on the same passages `Engine.ask` retrieved; for each value, **abstain (unans.)**, **answered
-(answerable)** = 1 - wrong abstain, and **fact recall** as above. The default is the value that
-keeps answered >= 0.95 on the dev sets while abstaining most (README, "Answers").
+Calibration (extractive answers): the abstention threshold (`QA_MIN_COVERAGE`, default 0.40:
+the share of the question's idf weight a supporting sentence must cover) is swept over
+{SWEEP[0]}..{SWEEP[-1]} on the same passages `Engine.ask` retrieved; for each value, **abstain
+(unans.)**, **answered (answerable)** = 1 - wrong abstain, and **fact recall** as above. The
+default is the value that keeps answered >= 0.95 on the dev sets while abstaining most (README,
+"Answers"); on your own questions, pick yours from this table and set `QA_MIN_COVERAGE`.
 
 Latency: wall time of one `Engine.ask` call per question (warm: the model and the index are
 loaded by one untimed question first), **p50** and **p95** over all questions, in ms.
@@ -496,7 +497,8 @@ def run_eval(
         "dense_weight": retrieval.DENSE_WEIGHT,
         "index_report": indexed.summary() if indexed else "not rebuilt (--no-build)",
     }
-    return EvalRun(set_dir.name, index_dir, top_k, records, summarize(records), info)
+    summary = summarize(records) | {"min_coverage": engine.min_coverage}
+    return EvalRun(set_dir.name, index_dir, top_k, records, summary, info)
 
 
 def default_index_dir(set_dir: Path) -> Path:
@@ -694,7 +696,7 @@ def summary_tables(summary: dict[str, Any]) -> str:
             if s.get("mode") == "llm"
             else ""
         ),
-        calibration_table(s["calibration"]),
+        calibration_table(s["calibration"], s.get("min_coverage", answering.MIN_COVERAGE)),
         f"Latency of Engine.ask (ms, warm): p50 {_fmt(lat['p50'], 1)}, "
         f"p95 {_fmt(lat['p95'], 1)}, mean {_fmt(lat['mean'], 1)}, max {_fmt(lat['max'], 1)}"
         f" (p50 of parts: {parts})",
@@ -702,14 +704,14 @@ def summary_tables(summary: dict[str, Any]) -> str:
     return "\n\n".join(part for part in parts_md if part)
 
 
-def calibration_table(points: Sequence[dict[str, Any]]) -> str:
+def calibration_table(points: Sequence[dict[str, Any]], default: float) -> str:
     """The threshold sweep as markdown, the default marked."""
     if not points:
         return ""
     rows = [
         [
             f"**{p['min_coverage']:.2f}** (default)"
-            if abs(p["min_coverage"] - answering.MIN_COVERAGE) < 1e-9
+            if abs(p["min_coverage"] - default) < 1e-9
             else f"{p['min_coverage']:.2f}",
             _fmt(p["abstain_unanswerable"]),
             _fmt(p["answered_answerable"]),
@@ -782,7 +784,7 @@ def plot(run: EvalRun, path: Path) -> None:
     points = run.summary.get("calibration") or []
     if points:
         fig, (left, right, cal) = plt.subplots(1, 3, figsize=(20, 5.2), width_ratios=[1, 1.5, 1])
-        plot_calibration(cal, points)
+        plot_calibration(cal, points, run.summary.get("min_coverage", answering.MIN_COVERAGE))
     else:
         fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.2), width_ratios=[1, 1.5])
     ks = list(range(1, MAX_K + 1))
@@ -832,7 +834,7 @@ def plot(run: EvalRun, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_calibration(ax, points: Sequence[dict[str, Any]]) -> None:
+def plot_calibration(ax, points: Sequence[dict[str, Any]], default: float) -> None:
     """Abstention on unanswerables against answers kept, as the threshold moves."""
     x = [p["min_coverage"] for p in points]
     for key, label, style in (
@@ -841,7 +843,7 @@ def plot_calibration(ax, points: Sequence[dict[str, Any]]) -> None:
         ("fact_recall", "fact recall", "^--"),
     ):
         ax.plot(x, [p[key] if p[key] is not None else np.nan for p in points], style, label=label)
-    ax.axvline(answering.MIN_COVERAGE, color="gray", ls=":", label="default threshold")
+    ax.axvline(default, color="gray", ls=":", label=f"threshold in use ({default:.2f})")
     ax.set(xlabel="min_coverage (share of the question a sentence must cover)", ylim=(0, 1.02))
     ax.set_title("Abstention threshold: calibration sweep")
     ax.grid(alpha=0.3)

@@ -231,3 +231,13 @@ def test_no_sentence_is_quoted_twice():
     spans = [(c.start, c.end) for c in result.citations]
     assert all(b1 <= a2 for (_, b1), (a2, _) in zip(sorted(spans), sorted(spans)[1:], strict=False))
     assert result.answer.count("Wesleyan theology stands") == 1
+
+
+def test_the_abstention_threshold_is_a_setting(seed_index, embedder):
+    from qa.config import Settings
+
+    question = "How much did the US EXIM Bank lend for the Reko Diq mine?"
+    assert not Engine(seed_index, embedder).ask(question).abstained
+    strict = Engine(seed_index, embedder, settings=Settings(min_coverage=1.0))
+    assert strict.min_coverage == 1.0
+    assert strict.ask(question).abstained
