@@ -72,20 +72,8 @@ class Engine:
         `mode`: "extractive", "llm" (needs QA_LLM_URL), or None for llm when configured.
         """
         r = self._retrieve(question, history, top_k, filters, mode)
-        idf = self._idf_for(r.snap)
-        if r.generator is None:
-            result = answering.answer(r.question, r.query, r.passages, idf, self.min_coverage)
-        else:
-            result = generation.answer_with_llm(
-                r.question,
-                r.query,
-                r.passages,
-                idf,
-                r.generator,
-                self.embedder,
-                self.settings.llm_max_prompt_tokens,
-                self.min_coverage,
-            )
+        events = self._answer_events(r, streaming=False)
+        result = next(e.answer for e in events if isinstance(e, generation.Final))
         # generate/verify timings of an LLM answer are kept beside these
         result.timings_ms |= r.timings()
         return result
@@ -104,22 +92,27 @@ class Engine:
         than in the middle of a stream. Without a generator there is only the `Final` event.
         """
         r = self._retrieve(question, history, top_k, filters, mode)
+        return _timed(self._answer_events(r, streaming=True), r)
+
+    def _answer_events(
+        self, r: _Retrieved, streaming: bool
+    ) -> Iterator[generation.Token | generation.Final]:
+        """The answer to a retrieved question, as `ask_stream` events: extractive, or written
+        by the LLM (streamed token by token only when somebody watches)."""
         idf = self._idf_for(r.snap)
         if r.generator is None:
             answer = answering.answer(r.question, r.query, r.passages, idf, self.min_coverage)
-            events: Iterator[generation.Token | generation.Final] = iter([generation.Final(answer)])
-        else:
-            events = generation.stream_answer_with_llm(
-                r.question,
-                r.query,
-                r.passages,
-                idf,
-                r.generator,
-                self.embedder,
-                self.settings.llm_max_prompt_tokens,
-                self.min_coverage,
-            )
-        return _timed(events, r)
+            return iter([generation.Final(answer)])
+        return generation.stream_answer_with_llm(
+            r.question,
+            r.query,
+            r.passages,
+            idf,
+            r.generator if streaming else generation.Whole(r.generator),
+            self.embedder,
+            self.settings.llm_max_prompt_tokens,
+            self.min_coverage,
+        )
 
     def _retrieve(
         self,

@@ -65,7 +65,7 @@ def answer_with_llm(
         query,
         passages,
         idf,
-        _Whole(generator),
+        Whole(generator),
         embedder,
         max_prompt_tokens,
         min_coverage,
@@ -75,7 +75,7 @@ def answer_with_llm(
     return next(e.answer for e in events if isinstance(e, Final))
 
 
-class _Whole(Generator):
+class Whole(Generator):
     """Asks for the reply in one piece (no streaming needed when nobody watches)."""
 
     def __init__(self, inner: Generator) -> None:
