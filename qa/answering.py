@@ -197,11 +197,7 @@ def why_unsupported(
 
 def _as_written(question: str, words: set[str]) -> list[str]:
     """`words` (lower-cased by `must_match`) as the question spells them, in its order."""
-    found = []
-    for match in re.finditer(r"[\w’'.-]+", question):
-        word = re.sub(r"['’]s$", "", match.group().strip(".’'-"))
-        if word.lower() in words and word not in found:
-            found.append(word)
+    found = [w for w in dict.fromkeys(_names_as_written(question)) if w.lower() in words]
     return found or sorted(words)
 
 
@@ -223,15 +219,21 @@ def must_match(question: str) -> set[str]:
     People paraphrase verbs and nouns, but rarely a name or a figure; when "PCP", "Rhine" or
     "2020" is nowhere in the passages, the sources are about something else.
     """
-    required = set()
+    return {word.lower() for word in _names_as_written(question)}
+
+
+def _names_as_written(question: str) -> list[str]:
+    """The question's names, acronyms and numbers as it spells them ("Pakistan's" -> "Pakistan"),
+    in its order."""
+    found = []
     for i, match in enumerate(re.finditer(r"[\w’'.-]+", question)):
         word = match.group().strip(".’'-")
         if not word:
             continue
         is_name = word[0].isupper() and i > 0 and word.lower() not in lexical.STOPWORDS
         if is_name or word.isupper() and len(word) > 1 or any(ch.isdigit() for ch in word):
-            required.add(re.sub(r"['’]s$", "", word.lower()))
-    return required
+            found.append(re.sub(r"['’]s$", "", word, flags=re.I))
+    return found
 
 
 def missing_terms(question: str, passages: Sequence[Passage]) -> set[str]:
@@ -241,6 +243,8 @@ def missing_terms(question: str, passages: Sequence[Passage]) -> set[str]:
 
 def unmentioned(names: set[str], text: str) -> set[str]:
     """Those of `names` (from `must_match`) that `text` does not mention."""
+    if not names:
+        return set()
     words = lexical.words(text)
     found = set(words)
     initials = "".join(w[0] for w in words)  # in text order, for acronyms
