@@ -154,7 +154,10 @@ def wh_phrase(question: str, lower: bool = True) -> str:
 
 def question_type(question: str) -> str:
     """The kind of answer a question asks for (one of the kinds above, or OTHER)."""
-    phrase = wh_phrase(question)
+    return _kind(wh_phrase(question))
+
+
+def _kind(phrase: str) -> str:
     for kind, pattern in _QUESTION_PATTERNS:
         if re.match(pattern, phrase):
             return kind
@@ -186,8 +189,9 @@ _PHRASE_END = (
 
 def asked(question: str) -> Asked:
     """Type a question (see `Asked`)."""
-    kind = question_type(question)
-    phrase = wh_phrase(question).rstrip("?!. ")
+    cased = wh_phrase(question, lower=False).rstrip("?!. ")
+    phrase = cased.lower()
+    kind = _kind(phrase)
     counted: tuple[str, ...] = ()
     role: tuple[str, ...] = ()
     if kind == COUNT and (m := re.match(r"how many\s+(.*)", phrase)):
@@ -196,7 +200,7 @@ def asked(question: str) -> Asked:
         m := re.match(
             r"[Ww]ho\s+(?:is|was|were|are|will be|has been|became)\s+"
             r"(?:the\s+|a\s+|an\s+|[\w-]+'s?\s+|(?=[a-z]))(.*)",  # "Who was pope when ...?"
-            wh_phrase(question, lower=False).rstrip("?!. "),
+            cased,
         )
     ):
         words = _head_words(m.group(1).lower())
@@ -243,9 +247,10 @@ def _quantity_class(match: re.Match) -> str:
 def spans(sentence: str, kind: str | Asked) -> list[tuple[int, int]]:
     """Spans of `sentence` holding an answer of `kind`, trailing punctuation trimmed."""
     ask = kind if isinstance(kind, Asked) else Asked(kind)
-    words = re.findall(r"[\w-]+", sentence)
-    if not all(any(_same_word(r, w) for w in words) for r in ask.role):
-        return []
+    if ask.role:
+        words = re.findall(r"[\w-]+", sentence)
+        if not all(any(_same_word(r, w) for w in words) for r in ask.role):
+            return []
     accepted = ACCEPTS.get(ask.kind, frozenset())
     if ask.counted:  # "how many people": a count, not "60%" nor "4,274 m"
         accepted = frozenset({COUNT})
