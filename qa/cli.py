@@ -29,6 +29,15 @@ IndexOpt = Annotated[
 ]
 
 
+@app.callback()
+def _check_settings() -> None:
+    """Read the QA_ settings before any command, so a bad one is one clear line, not a trace."""
+    try:
+        get_settings()
+    except QAError as exc:
+        raise _fail(exc, 2) from exc
+
+
 def _index_dir(index: Path | None) -> Path:
     return index or get_settings().index_dir
 

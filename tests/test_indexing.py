@@ -216,3 +216,24 @@ def test_a_new_loader_version_rereads_unchanged_files(tmp_path, fake_embedder, m
     assert report.embedded_chunks == first.n_chunks
     snap = snapshot_is_consistent(tmp_path / "ix")
     assert snap.manifest["ingest_version"] == ingest.VERSION
+
+
+@pytest.mark.parametrize(
+    "name, value, says",
+    [("QA_MIN_COVERAGE", "2", "less than or equal to 1"), ("QA_TOP_K", "zero", "valid integer")],
+)
+def test_a_bad_setting_is_one_clear_error_before_any_command(
+    tmp_path, monkeypatch, name, value, says
+):
+    from qa import cli
+    from qa.config import get_settings
+
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.app, ["index", "--status", "--index", str(tmp_path)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert f"{name}='{value}'" in result.output and says in result.output
+    assert "Traceback" not in result.output
