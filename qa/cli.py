@@ -235,12 +235,32 @@ def eval_(
         float | None, typer.Option(help="Fail below this share of answers whose quotes hold gold.")
     ] = None,
     mode: ModeOpt = None,
+    smollm: Annotated[
+        bool,
+        typer.Option(
+            "--smollm",
+            help="Answer with the bundled SmolLM2-135M on a local llama.cpp server started for "
+            "the run (implies --mode llm; needs the llm-test extra).",
+        ),
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Ask only the first N questions.")
+    ] = None,
+    skip_if_missing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-if-missing", help="Exit 0 with a note when data the set reads is missing."
+        ),
+    ] = False,
 ) -> None:
     """Run an eval set through Engine.ask and report recall, citations, abstention, latency."""
-    from qa import evaluation
-    from qa.embedding import is_terminal
+    from contextlib import ExitStack
 
-    checks = evaluation.thresholds(
+    from qa.embedding import is_terminal
+    from qa.errors import MissingData
+    from qa.eval import report, run, summary
+
+    checks = summary.thresholds(
         min_answer_recall=min_answer_recall,
         min_retrieval_recall5=min_retrieval_recall5,
         min_abstain=min_abstain,
@@ -249,15 +269,36 @@ def eval_(
         min_support=min_support,
     )
     try:
-        run = evaluation.run_eval(
-            set_dir, index, top_k, build=build, progress=is_terminal(), mode=mode
-        )
-    except QAError as exc:
+        with ExitStack() as stack:
+            engine = None
+            if smollm:
+                from qa.engine import Engine
+                from qa.eval.sets import default_index_dir
+
+                settings = stack.enter_context(run.smollm_settings())
+                engine = Engine(index or default_index_dir(set_dir), settings=settings)
+                mode = "llm"
+            result = run.run_eval(
+                set_dir,
+                index,
+                top_k,
+                build=build,
+                progress=is_terminal(),
+                engine=engine,
+                mode=mode,
+                limit=limit,
+            )
+    except MissingData as exc:
+        if skip_if_missing:
+            typer.secho(f"skipped: {exc}", fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(0) from exc
+        raise _fail(exc, _code(exc)) from exc
+    except (QAError, RuntimeError, OSError) as exc:  # OSError: the local server did not start
         raise _fail(exc) from exc
-    paths = evaluation.write_outputs(run, out or Path("reports") / run.set_name)
-    typer.echo(evaluation.summary_tables(run.summary))
+    paths = report.write_outputs(result, out or Path("reports") / result.set_name)
+    typer.echo(report.summary_tables(result.summary))
     typer.echo("\nwrote " + ", ".join(str(p) for p in paths.values()))
-    problems = evaluation.missed(run.summary, checks)
+    problems = summary.missed(result.summary, checks)
     for problem in problems:
         typer.secho(f"threshold missed: {problem}", fg=typer.colors.RED, err=True)
     if problems:
@@ -294,13 +335,15 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 BenchOut = Annotated[Path, typer.Option("--out", help="Folder for the JSON (and PNG) results.")]
+BENCH_SET = Path("eval/sets/squad-dev")  # the set whose corpus and questions the benches use
 
 
 @bench_app.command("index")
 def bench_index(
-    corpus: Annotated[Path, typer.Option("--corpus", help="Folder of documents to index.")] = Path(
-        "eval/sets/squad-dev/corpus"
-    ),
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="Files or folders to index [default: squad-dev's corpus]."),
+    ] = None,
     out: BenchOut = Path("reports/bench"),
     repeats: Annotated[int, typer.Option(min=1, help="Pipeline runs (floor runs: one more).")] = 2,
     batch_size: Annotated[
@@ -308,14 +351,18 @@ def bench_index(
     ] = None,
 ) -> None:
     """Indexing throughput vs the bare encoder on the same chunks; no-change re-index time."""
-    from qa import bench
+    from qa.eval import bench_index, report, sets, timing
 
     try:
-        result = bench.bench_index(corpus, None, batch_size, repeats, say=bench.stderr_say)
+        if not corpus:
+            eval_set = sets.load_set(BENCH_SET)
+            eval_set.require(eval_set.corpus)
+            corpus = list(eval_set.corpus)
+        result = bench_index.bench_index(corpus, None, batch_size, repeats, say=timing.stderr_say)
     except QAError as exc:
-        raise _fail(exc) from exc
-    path = bench.write_json(result, out / "index.json")
-    typer.echo(bench.format_index(result))
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / "index.json")
+    typer.echo(bench_index.format_index(result))
     typer.echo(f"\nwrote {path}")
 
 
@@ -326,25 +373,22 @@ def bench_ask(
     ] = None,
     set_dir: Annotated[
         Path, typer.Option("--set", help="Eval set whose questions are asked.")
-    ] = Path("eval/sets/squad-dev"),
+    ] = BENCH_SET,
     n: Annotated[int | None, typer.Option("--n", min=1, help="Ask only the first N.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", help="Passages per answer.")] = None,
     out: BenchOut = Path("reports/bench"),
 ) -> None:
     """Warm Engine.ask latency vs one query encode + one FAISS search (target p50 < 60 ms)."""
-    from qa import bench, evaluation
+    from qa.eval import bench_ask, report, timing
 
     try:
-        questions = evaluation.load_questions(set_dir)
-        if index is None:
-            index = evaluation.default_index_dir(set_dir)
-            _build_set_index(set_dir, index)
-        result = bench.bench_ask(index, questions, n, top_k, say=bench.stderr_say)
+        questions, index = _set_questions_and_index(set_dir, index)
+        result = bench_ask.bench_ask(index, questions, n, top_k, say=timing.stderr_say)
     except QAError as exc:
-        raise _fail(exc) from exc
-    path = bench.write_json(result, out / "ask.json")
-    plot = bench.plot_ask(result, out / "ask.png")
-    typer.echo(bench.format_ask(result))
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / "ask.json")
+    plot = bench_ask.plot_ask(result, out / "ask.png")
+    typer.echo(bench_ask.format_ask(result))
     typer.echo(f"\nwrote {path}, {plot}")
 
 
@@ -355,12 +399,12 @@ def bench_scale(
     ] = "1000,10000,100000",
     set_dir: Annotated[
         Path, typer.Option("--set", help="Eval set whose corpus is grown and questions asked.")
-    ] = Path("eval/sets/squad-dev"),
+    ] = BENCH_SET,
     queries: Annotated[int, typer.Option(min=1, help="Questions asked per size.")] = 50,
     out: BenchOut = Path("reports/bench"),
 ) -> None:
     """Build time, query latency, memory and disk as the index grows (synthetic copies)."""
-    from qa import bench
+    from qa.eval import bench_scale, report, timing
 
     try:
         counts = [int(s) for s in sizes.split(",") if s.strip()]
@@ -369,12 +413,12 @@ def bench_scale(
     if not counts or min(counts) < 1:
         raise _fail("--sizes needs at least one positive number of chunks", 2)
     try:
-        result = bench.bench_scale(counts, set_dir, queries, say=bench.stderr_say)
+        result = bench_scale.bench_scale(counts, set_dir, queries, say=timing.stderr_say)
     except QAError as exc:
-        raise _fail(exc) from exc
-    path = bench.write_json(result, out / "scale.json")
-    plot = bench.plot_scale(result, out / "scale.png")
-    typer.echo(bench.format_scale(result))
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / "scale.json")
+    plot = bench_scale.plot_scale(result, out / "scale.png")
+    typer.echo(bench_scale.format_scale(result))
     typer.echo(f"\nwrote {path}, {plot}")
 
 
@@ -388,44 +432,46 @@ def bench_serve(
     ] = None,
     set_dir: Annotated[
         Path, typer.Option("--set", help="Eval set whose questions are asked.")
-    ] = Path("eval/sets/squad-dev"),
+    ] = BENCH_SET,
     clients: Annotated[int, typer.Option(min=1, max=200, help="Concurrent clients.")] = 20,
     seconds: Annotated[float, typer.Option(min=1, max=600, help="How long to load.")] = 30.0,
     out: BenchOut = Path("reports/bench"),
 ) -> None:
     """The HTTP service under concurrent load: requests/s, p50/p95/p99, errors."""
-    from qa import bench, evaluation, loadtest
+    from qa.eval import loadtest, report
 
     try:
-        questions = evaluation.load_questions(set_dir)
-        if index is None:
-            index = evaluation.default_index_dir(set_dir)
-            _build_set_index(set_dir, index)
+        questions, index = _set_questions_and_index(set_dir, index)
         result = loadtest.bench_serve(
             index, questions, url, clients, seconds, api_key=get_settings().api_key
         )
     except (QAError, RuntimeError) as exc:
-        raise _fail(exc) from exc
-    path = bench.write_json(result, out / "serve.json")
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / "serve.json")
     typer.echo(loadtest.format_serve(result))
     typer.echo(f"\nwrote {path}")
     if result["errors"]:
         raise typer.Exit(1)
 
 
-def _build_set_index(set_dir: Path, index: Path) -> None:
-    """Build (incrementally) the index of an eval set's corpus."""
-    from qa import evaluation
-    from qa.embedding import default_embedder, is_terminal
-    from qa.indexing import index_paths
+def _set_questions_and_index(set_dir: Path, index: Path | None):
+    """A set's questions, and its index: the one given, or its own, built (incrementally)."""
+    from qa.embedding import is_terminal
+    from qa.eval import sets
 
-    index_paths(
-        [set_dir / "corpus"],
-        index,
-        default_embedder(),
-        evaluation.chunking_params(),
-        progress=is_terminal(),
-    )
+    eval_set = sets.load_set(set_dir)
+    questions = sets.load_questions(eval_set)
+    if index is None:
+        index = sets.default_index_dir(set_dir)
+        sets.build_index(eval_set, index, progress=is_terminal())
+    return questions, index
+
+
+def _code(exc: Exception) -> int:
+    """Exit status: 2 when data the command reads in place is missing, else 1."""
+    from qa.errors import MissingData
+
+    return 2 if isinstance(exc, MissingData) else 1
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from qa.embedding import Embedder, default_embedder
 from qa.errors import InvalidInput
 from qa.models import Answer, Document, Passage
 from qa.retrieval import Filters
+from qa.verify import Check
 
 
 class Engine:
@@ -66,13 +67,15 @@ class Engine:
         top_k: int | None = None,
         filters: Filters | None = None,
         mode: str | None = None,
+        on_checks: Callable[[Sequence[Check]], None] | None = None,
     ) -> Answer:
         """Answer a question from the documents, with citations, or abstain.
 
         `mode`: "extractive", "llm" (needs QA_LLM_URL), or None for llm when configured.
+        `on_checks` sees the verification of each generated sentence (for `qa eval`).
         """
         r = self._retrieve(question, history, top_k, filters, mode)
-        events = self._answer_events(r, streaming=False)
+        events = self._answer_events(r, streaming=False, on_checks=on_checks)
         result = next(e.answer for e in events if isinstance(e, generation.Final))
         # generate/verify timings of an LLM answer are kept beside these
         result.timings_ms |= r.timings()
@@ -95,7 +98,10 @@ class Engine:
         return _timed(self._answer_events(r, streaming=True), r)
 
     def _answer_events(
-        self, r: _Retrieved, streaming: bool
+        self,
+        r: _Retrieved,
+        streaming: bool,
+        on_checks: Callable[[Sequence[Check]], None] | None = None,
     ) -> Iterator[generation.Token | generation.Final]:
         """The answer to a retrieved question, as `ask_stream` events: extractive, or written
         by the LLM (streamed token by token only when somebody watches)."""
@@ -112,6 +118,7 @@ class Engine:
             self.embedder,
             self.settings.llm_max_prompt_tokens,
             self.min_coverage,
+            on_checks=on_checks,
         )
 
     def _retrieve(

@@ -23,3 +23,7 @@ class IndexMissing(NotFound):
 
 class Busy(QAError):
     """Another process holds the index's write lock."""
+
+
+class MissingData(InvalidInput):
+    """Data read in place (an eval set's shared corpus or questions) is not where it should be."""

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from qa import bench, evaluation
 from qa.cli import app
 from qa.embedding import default_embedder
-from qa.evaluation import (
+from qa.eval import bench_ask, bench_index, bench_scale, metrics, summary
+from qa.eval.metrics import (
     contains_answer,
     exact_match,
     f1_score,
@@ -20,6 +20,7 @@ from qa.evaluation import (
     normalize_answer,
     recall_at_k,
 )
+from qa.eval.sets import load_questions
 
 # ---------------------------------------------------------------- metrics
 
@@ -73,26 +74,26 @@ def test_citation_markers_are_not_answers() -> None:
     from qa.models import Answer
 
     result = Answer("It happened twice. [1]", None, False, "q", [], [])
-    assert not contains_answer(evaluation.answer_text(result), ["1"])
+    assert not contains_answer(metrics.answer_text(result), ["1"])
 
 
 def test_thresholds_name_the_metric_and_the_option() -> None:
-    summary = {
+    figures = {
         "answers": {
             "fused": {"fact_recall": 0.8, "wrong_abstain": 0.1, "abstain_unanswerable": None}
         },
         "retrieval": {"fused": {"recall@5": 0.95}},
     }
-    checks = evaluation.thresholds(
+    checks = summary.thresholds(
         min_answer_recall=0.85, max_wrong_abstain=0.2, min_retrieval_recall5=0.9
     )
-    assert evaluation.missed(summary, checks) == [
+    assert summary.missed(figures, checks) == [
         "fact recall 0.800 is below --min-answer-recall 0.85"
     ]
-    assert evaluation.missed(summary, evaluation.thresholds(max_wrong_abstain=0.05)) == [
+    assert summary.missed(figures, summary.thresholds(max_wrong_abstain=0.05)) == [
         "wrong abstain (answerable) 0.100 is above --max-wrong-abstain 0.05"
     ]
-    (message,) = evaluation.missed(summary, evaluation.thresholds(min_abstain=0.5))
+    (message,) = summary.missed(figures, summary.thresholds(min_abstain=0.5))
     assert "not measured" in message and "--min-abstain" in message
 
 
@@ -180,11 +181,11 @@ def test_eval_end_to_end_writes_reports_and_fails_on_a_missed_threshold(
     assert records[1]["retrieval"]["bm25"]["doc_rank"] == 1
     assert records[2]["retrieval"]["fused"]["answer_rank"] is None  # unanswerable: no gold
 
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_answerable"] == 2 and summary["n_unanswerable"] == 1
-    assert summary["answers"]["fused"]["verbatim"] == 1.0
-    assert summary["retrieval"]["fused"]["recall@5"] == 1.0
-    assert summary["latency_ms"]["p50"] > 0
+    figures = json.loads((out / "summary.json").read_text())
+    assert figures["n_answerable"] == 2 and figures["n_unanswerable"] == 1
+    assert figures["answers"]["fused"]["verbatim"] == 1.0
+    assert figures["retrieval"]["fused"]["recall@5"] == 1.0
+    assert figures["latency_ms"]["p50"] > 0
     report = (out / "report.md").read_text()
     assert "## Definitions" in report and "answer recall@k" in report
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
@@ -203,22 +204,22 @@ def test_eval_refuses_a_folder_without_questions(tmp_path: Path) -> None:
 
 def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path: Path) -> None:
     """A smoke test: the benches run and report; no speed is asserted."""
-    indexed = bench.bench_index(tiny_set / "corpus", embedder, batch_size=8, repeats=1)
+    indexed = bench_index.bench_index(tiny_set / "corpus", embedder, batch_size=8, repeats=1)
     assert indexed["embedded_chunks"] == indexed["chunks"] > 0
     assert len(indexed["runs"]["floor_s"]) == 2 and len(indexed["runs"]["noop_reindex_s"]) == 3
-    assert "ratio pipeline/floor" in bench.format_index(indexed)
+    assert "ratio pipeline/floor" in bench_index.format_index(indexed)
 
     from qa.indexing import index_paths
 
     index = tmp_path / "index"
     index_paths([tiny_set / "corpus"], index, embedder)
-    asked = bench.bench_ask(index, evaluation.load_questions(tiny_set), warmup=1)
+    asked = bench_ask.bench_ask(index, load_questions(tiny_set), warmup=1)
     assert asked["questions"] == 3 and len(asked["samples"]["ask_ms"]) == 3
-    assert "Engine.ask" in bench.format_ask(asked)
-    assert bench.plot_ask(asked, tmp_path / "ask.png").stat().st_size > 0
+    assert "Engine.ask" in bench_ask.format_ask(asked)
+    assert bench_ask.plot_ask(asked, tmp_path / "ask.png").stat().st_size > 0
 
     out = tmp_path / "scaled"
-    built = bench.build_scaled(str(index), str(out), size=25)
+    built = bench_scale.build_scaled(str(index), str(out), size=25)
     assert built["chunks"] == 25 and built["copies"] > 1
     from qa import store
 
@@ -229,10 +230,10 @@ def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path
         assert all(doc.text[c.start : c.end] == c.text for _, c in snap.doc_chunks(doc_id))
     snap.close()
 
-    queried = bench.query_scaled(
+    queried = bench_scale.query_scaled(
         str(out), [{"question": q["question"], "history": []} for q in QUESTIONS], 3, warmup=1
     )
     assert queried["ask_ms"]["p50"] > 0 and queried["rank_ms"]["p50"] > 0
     row = {"size": 25, **built, "embed_est_s": 1.0, **queried}
     scaled = {"info": {"set": str(tiny_set)}, "floor_chunks_per_s": 25.0, "rows": [row]}
-    assert bench.plot_scale(scaled, tmp_path / "scale.png").stat().st_size > 0
+    assert bench_scale.plot_scale(scaled, tmp_path / "scale.png").stat().st_size > 0

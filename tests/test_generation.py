@@ -14,6 +14,7 @@ import pytest
 
 from qa import answering, retrieval, sse, store
 from qa.config import Settings
+from qa.eval.local_llm import free_port
 from qa.generation import Final, Token, answer_with_llm, stream_answer_with_llm
 from qa.llm import (
     Generator,
@@ -22,7 +23,6 @@ from qa.llm import (
     generator_from_settings,
     reply_text,
 )
-from qa.llm_local import free_port
 from qa.schemas import AskResponse
 from tests.llm_stub import LOAN_Q, TRUE, Scripted, stub_server
 

@@ -36,7 +36,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def llm_url():
-    from qa.llm_local import llama_server
+    from qa.eval.local_llm import llama_server
 
     with llama_server(n_ctx=2048) as url:
         yield url

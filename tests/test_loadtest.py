@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qa.evaluation import load_questions
-from qa.loadtest import bench_serve, format_serve
+from qa.eval.loadtest import bench_serve, format_serve
+from qa.eval.sets import load_questions
 from tests.conftest import ROOT
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,12 @@ from typing import Any
 
 import httpx
 
-from qa.evaluation import EvalQuestion, markdown_table, percentile, run_info
+from qa.eval.local_llm import free_port
+from qa.eval.metrics import percentile
+from qa.eval.report import markdown_table, run_info
+from qa.eval.sets import EvalQuestion
 
 MAX_REQUESTS = 200_000  # a hard bound whatever the duration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

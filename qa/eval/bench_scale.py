@@ -1,0 +1,326 @@
+"""`qa bench scale`: build time, query latency, memory and disk as the index grows.
+
+The index grows by perturbed copies of a real set's chunks (see SYNTHETIC_NOTE); each size is
+written and queried in a fresh process, so memory figures are clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa import retrieval, store
+from qa.chunking import ChunkingParams
+from qa.embedding import default_embedder
+from qa.eval.report import markdown_table, pyplot, run_info, save_figure
+from qa.eval.sets import build_index, default_index_dir, load_questions, load_set
+from qa.eval.timing import Say, context_line, encoder_model, latency_stats, quiet
+from qa.indexing import build_manifest
+from qa.models import Chunk, Document
+
+NOISE_SIGMA = 0.015  # per dimension: a copy's vector keeps cosine ~0.96 to its original
+WORD_SWAP = 0.2  # share of a copy's long words replaced by corpus words of the same length
+SYNTHETIC_NOTE = (
+    "Synthetic growth: the real corpus's chunks are embedded once; copy c>0 of a document has "
+    f"{WORD_SWAP:.0%} of its words (4+ letters) replaced by other corpus words of the same "
+    f"length (offsets stay exact, BM25 sees new text) and its chunk vectors moved by Gaussian "
+    f"noise (sigma {NOISE_SIGMA} per dimension) and renormalized. 'write' is the measured "
+    "time to write the index version (SQLite, FAISS, BM25, fsync); 'embed (est.)' is chunks / "
+    "the bare encoder's chunks/s measured in this run."
+)
+
+
+def _rss_mb() -> dict[str, float]:
+    """Resident and peak resident memory of this process (Linux /proc), in MB."""
+    out = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out["rss" if key == "VmRSS" else "peak"] = int(value.split()[0]) / 1024
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out = {"rss": peak, "peak": peak}
+    return out
+
+
+def _perturb(parts: list[str], pools: dict[int, list[str]], rng: np.random.Generator) -> str:
+    """Replace some words (odd items of `parts`) by corpus words of the same length."""
+    out = list(parts)
+    words = range(1, len(parts), 2)
+    for i in words:
+        if rng.random() < WORD_SWAP:
+            pool = pools.get(len(parts[i]))
+            if pool:
+                out[i] = pool[int(rng.integers(len(pool)))]
+    return "".join(out)
+
+
+def build_scaled(base_dir: str, out_dir: str, size: int, seed: int = 0) -> dict[str, Any]:
+    """Write an index of exactly `size` chunks grown from the base index (see SYNTHETIC_NOTE)."""
+    base = store.open_snapshot(Path(base_dir))
+    doc_ids = list(base.manifest["documents"])
+    docs = [base.document(d) for d in doc_ids]
+    chunks_of = {d: base.doc_chunks(d) for d in doc_ids}
+    vectors = base.all_vectors()
+    split = re.compile(r"(\w{4,})")
+    parts_of = {d.id: split.split(d.text) for d in docs}
+    pools: dict[int, list[str]] = {}
+    for parts in parts_of.values():
+        for word in parts[1::2]:
+            pools.setdefault(len(word), []).append(word)
+    rng = np.random.default_rng(seed)
+    out_docs: list[Document] = []
+    out_chunks: list[Chunk] = []
+    out_rows: list[np.ndarray] = []
+    copy = 0
+    t_make = time.perf_counter()
+    while len(out_chunks) < size:
+        for doc in docs:
+            if len(out_chunks) >= size:
+                break
+            take = chunks_of[doc.id][: size - len(out_chunks)]
+            if copy == 0:
+                new = doc
+            else:
+                text = _perturb(parts_of[doc.id], pools, rng)
+                new = Document(
+                    id=f"copy{copy:05d}/{doc.id}",
+                    text=text,
+                    title=doc.title,
+                    source=f"synthetic copy {copy} of {doc.source}",
+                    hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    date=doc.date,
+                    place=doc.place,
+                )
+            out_docs.append(new)
+            out_chunks.extend(
+                Chunk(new.id, c.ord, c.start, c.end, new.text[c.start : c.end]) for _, c in take
+            )
+            block = vectors[[row for row, _ in take]]
+            if copy:
+                block = block + rng.normal(0, NOISE_SIGMA, block.shape).astype(np.float32)
+                block /= np.linalg.norm(block, axis=1, keepdims=True)
+            out_rows.append(block.astype(np.float32))
+        copy += 1
+    matrix = np.vstack(out_rows)
+    manifest = build_manifest(
+        out_docs,
+        out_chunks,
+        base.manifest["model"],
+        base.manifest["dim"],
+        ChunkingParams(**base.manifest["chunking"]),
+    )
+    manifest["synthetic"] = SYNTHETIC_NOTE
+    base.close()
+    make_s = time.perf_counter() - t_make
+    t0 = time.perf_counter()
+    with store.write_lock(Path(out_dir)):
+        store.write_version(Path(out_dir), manifest, out_docs, out_chunks, matrix)
+    write_s = time.perf_counter() - t0
+    snap = store.open_snapshot(Path(out_dir))
+    disk = store.disk_size(snap.path)
+    snap.close()
+    return {
+        "chunks": len(out_chunks),
+        "documents": len(out_docs),
+        "copies": copy,
+        "text_mb": sum(len(d.text.encode("utf-8")) for d in out_docs) / 1e6,
+        "make_s": make_s,
+        "write_s": write_s,
+        "disk_mb": disk / 1e6,
+        "build_peak_rss_mb": _rss_mb()["peak"],
+    }
+
+
+def query_scaled(index_dir: str, queries: list[dict], top_k: int, warmup: int = 3) -> dict:
+    """Load an index in a fresh process and time asks and searches; memory as it goes."""
+    from qa.engine import Engine
+
+    rss_start = _rss_mb()["rss"]
+    engine = Engine(Path(index_dir))
+    engine.embedder.embed_query("warm up the model")
+    rss_model = _rss_mb()["rss"]
+    t0 = time.perf_counter()
+    engine.snapshot()
+    load_s = time.perf_counter() - t0
+    rss_index = _rss_mb()["rss"]
+    for q in queries[:warmup]:
+        engine.ask(q["question"], history=q["history"], top_k=top_k)
+    snap = engine.snapshot()
+    ask_ms, rank_ms = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        result = engine.ask(q["question"], history=q["history"], top_k=top_k)
+        ask_ms.append((time.perf_counter() - t0) * 1e3)
+        # Ranking alone, the query vector given: the part that grows with the index.
+        vector = engine.embedder.embed_query(result.query)
+        t0 = time.perf_counter()
+        retrieval.search(snap, engine.embedder, result.query, top_k, query_vector=vector)
+        rank_ms.append((time.perf_counter() - t0) * 1e3)
+    mem = _rss_mb()
+    return {
+        "load_s": load_s,
+        "ask_ms": latency_stats(ask_ms),
+        "rank_ms": latency_stats(rank_ms),
+        "rss_start_mb": rss_start,
+        "rss_model_mb": rss_model,
+        "rss_index_loaded_mb": rss_index,
+        "rss_end_mb": mem["rss"],
+        "peak_rss_mb": mem["peak"],
+        "index_rss_mb": mem["rss"] - rss_model,
+    }
+
+
+def bench_scale(
+    sizes: Sequence[int],
+    set_dir: Path,
+    n_queries: int = 50,
+    top_k: int | None = None,
+    work_dir: Path | None = None,
+    say: Say = quiet,
+) -> dict[str, Any]:
+    """Index/query latency, memory and disk at growing sizes (see SYNTHETIC_NOTE)."""
+    from qa.config import get_settings
+
+    settings = get_settings()
+    top_k = top_k or settings.top_k
+    embedder = default_embedder()
+    base_dir = default_index_dir(set_dir)
+    eval_set = load_set(set_dir)
+    say(f"base index {base_dir} (incremental build of the corpus of {eval_set.name})")
+    build_index(eval_set, base_dir, embedder)
+    base = store.open_snapshot(base_dir)
+    sample_rows = list(range(min(256, base.n_chunks)))
+    titles = {d: m["title"] for d, m in base.manifest["documents"].items()}
+    sample = [store.embed_text(titles[c.doc_id], c.text) for c in base.chunks(sample_rows)]
+    base_chunks = base.n_chunks
+    base.close()
+    model = encoder_model(embedder)
+    batch = settings.embed_batch_size
+    model.encode(sample[:batch], batch_size=batch)
+    t0 = time.perf_counter()
+    model.encode(sample, batch_size=batch, normalize_embeddings=True)
+    floor_rate = len(sample) / (time.perf_counter() - t0)
+    questions = [q for q in load_questions(eval_set) if not q.unanswerable][:n_queries]
+    queries = [{"question": q.question, "history": q.messages()} for q in questions]
+
+    rows = []
+    tmp = Path(tempfile.mkdtemp(prefix="qa-bench-scale-", dir=work_dir))
+    spawn = get_context("spawn")  # a fresh process per step: clean memory figures, no fork+torch
+    try:
+        for size in sizes:
+            out_dir = tmp / f"n{size}"
+            say(f"size {size}: writing the index")
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                built = pool.submit(build_scaled, str(base_dir), str(out_dir), size).result()
+            say(
+                f"size {size}: written in {built['write_s']:.1f} s; "
+                f"querying ({len(queries)} questions)"
+            )
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                queried = pool.submit(query_scaled, str(out_dir), queries, top_k).result()
+            rows.append(
+                {"size": size, **built, "embed_est_s": built["chunks"] / floor_rate, **queried}
+            )
+            shutil.rmtree(out_dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "bench": "scale",
+        "info": run_info() | {"set": str(set_dir), "top_k": top_k, "queries": len(queries)},
+        "note": SYNTHETIC_NOTE,
+        "base_chunks": base_chunks,
+        "floor_chunks_per_s": floor_rate,
+        "rows": rows,
+    }
+
+
+def format_scale(r: dict[str, Any]) -> str:
+    header = [
+        "chunks",
+        "write s",
+        "embed s (est.)",
+        "ask p50",
+        "ask p95",
+        "rank p50",
+        "rank p95",
+        "index RSS MB",
+        "peak RSS MB",
+        "disk MB",
+    ]
+    rows = [
+        [
+            str(row["chunks"]),
+            f"{row['write_s']:.1f}",
+            f"{row['embed_est_s']:.0f}",
+            f"{row['ask_ms']['p50']:.1f}",
+            f"{row['ask_ms']['p95']:.1f}",
+            f"{row['rank_ms']['p50']:.1f}",
+            f"{row['rank_ms']['p95']:.1f}",
+            f"{row['index_rss_mb']:.0f}",
+            f"{row['peak_rss_mb']:.0f}",
+            f"{row['disk_mb']:.1f}",
+        ]
+        for row in r["rows"]
+    ]
+    return "\n".join(
+        [
+            f"qa bench scale: grown from {r['info']['set']} ({r['base_chunks']} real chunks), "
+            f"{r['info']['queries']} questions per size, top_k {r['info']['top_k']}; "
+            f"bare encoder {r['floor_chunks_per_s']:.1f} chunks/s",
+            context_line(r),
+            "",
+            markdown_table(header, rows),
+            "",
+            "Latencies in ms, warm. ask = Engine.ask; rank = retrieval.search (BM25 + FAISS + "
+            "fusion + passages) with the query vector given, i.e. without the encoder. "
+            "index RSS = resident memory added by loading the index and asking (model "
+            "excluded); peak RSS = the querying process's peak.",
+            r["note"],
+        ]
+    )
+
+
+def plot_scale(r: dict[str, Any], path: Path) -> Path:
+    """Build time, query latency and memory against the number of chunks."""
+    plt = pyplot()
+    n = [row["chunks"] for row in r["rows"]]
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.6))
+    a.plot(n, [row["write_s"] for row in r["rows"]], "o-", label="write index (measured)")
+    a.plot(n, [row["embed_est_s"] for row in r["rows"]], "s--", label="embed (est. at floor)")
+    a.set(xscale="log", yscale="log", xlabel="chunks", ylabel="seconds", title="Build time")
+    for key, label, color in (
+        ("ask_ms", "Engine.ask", "tab:green"),
+        ("rank_ms", "rank only (no encoder)", "tab:purple"),
+    ):
+        b.plot(n, [row[key]["p50"] for row in r["rows"]], "o-", color=color, label=f"{label} p50")
+        b.plot(n, [row[key]["p95"] for row in r["rows"]], "s--", color=color, label=f"{label} p95")
+    b.set(xscale="log", yscale="log", xlabel="chunks", ylabel="ms per question")
+    b.set_title("Query latency (warm)")
+    c.plot(n, [row["index_rss_mb"] for row in r["rows"]], "o-", label="RSS of the loaded index")
+    c.plot(n, [row["peak_rss_mb"] for row in r["rows"]], "^-", label="peak RSS, querying")
+    c.plot(n, [row["build_peak_rss_mb"] for row in r["rows"]], "v-", label="peak RSS, building")
+    c.plot(n, [row["disk_mb"] for row in r["rows"]], "s--", label="index on disk")
+    c.set(xscale="log", yscale="log", xlabel="chunks", ylabel="MB", title="Memory and disk")
+    for ax in (a, b, c):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        f"qa bench scale (synthetic growth of {Path(r['info']['set']).name}; "
+        f"embedding estimated at {r['floor_chunks_per_s']:.0f} chunks/s)"
+    )
+    fig.tight_layout()
+    return save_figure(fig, path)

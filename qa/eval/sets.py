@@ -1,0 +1,191 @@
+"""Eval sets: where a set's documents and questions are, and its questions as records.
+
+A set is a folder. Its `set.toml` names the corpus (folders or files to index) and the question
+files, with paths relative to `root` (the set folder unless `root` says otherwise), so third-party
+data is read in place from `../shared/data/` rather than copied into the repository. A folder
+without `set.toml` is a set when it holds `corpus/` and `questions.jsonl`. Format: eval/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from qa import chat
+from qa.errors import InvalidInput, MissingData
+
+SET_FILE = "set.toml"
+FORMATS = ("qa", "squad")  # question file formats: ours (eval/README.md), SQuAD's flattened rows
+
+
+class Turn(BaseModel):
+    """An earlier turn of the conversation a follow-up question leans on."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class EvalQuestion(BaseModel):
+    """One question of a set (format: eval/README.md)."""
+
+    id: str
+    question: str
+    answers: list[str] = Field(default_factory=list)
+    doc_id: str | None = None
+    evidence: str | None = None
+    unanswerable: bool = False
+    history: list[Turn] = Field(default_factory=list)
+    note: str | None = None
+
+    def messages(self) -> list[chat.Message]:
+        return [{"role": t.role, "content": t.content} for t in self.history]
+
+
+@dataclass(frozen=True)
+class QuestionFile:
+    path: Path
+    format: str = "qa"
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Where one set's documents and questions are."""
+
+    name: str
+    folder: Path
+    corpus: tuple[Path, ...]
+    question_files: tuple[QuestionFile, ...]
+    data_help: str = ""  # how to get data the set reads in place, said when it is missing
+
+    def require(self, paths: tuple[Path, ...] | list[Path]) -> None:
+        """Raise MissingData naming every path that is not there, and how to get it."""
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            names = ", ".join(f"{p} ({p.resolve()})" for p in missing)
+            help_ = self.data_help or f"see {self.folder / 'README.md'}"
+            raise MissingData(f"eval set {self.name} needs {names}, which is missing: {help_}")
+
+    def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every question as a dict in our format, with where it comes from (file:line)."""
+        self.require([f.path for f in self.question_files])
+        for qfile in self.question_files:
+            lines = qfile.path.read_text(encoding="utf-8").splitlines()
+            for n, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                where = f"{qfile.path}:{n}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InvalidInput(f"{where}: not valid JSON: {exc}") from exc
+                yield where, from_squad(row) if qfile.format == "squad" else row
+
+
+def load_set(set_dir: Path) -> EvalSet:
+    """The set in `set_dir`, from its set.toml or the plain corpus/ + questions.jsonl layout."""
+    folder = Path(set_dir)
+    spec_path = folder / SET_FILE
+    if not spec_path.is_file():
+        if not (folder / "questions.jsonl").is_file():
+            raise InvalidInput(
+                f"{folder} is not an eval set: no {SET_FILE} or questions.jsonl "
+                "(see eval/README.md)"
+            )
+        return EvalSet(
+            _name(folder), folder, (folder / "corpus",), (QuestionFile(folder / "questions.jsonl"),)
+        )
+    try:
+        spec = tomllib.loads(spec_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{spec_path}: not valid TOML: {exc}") from exc
+    root = folder / spec.get("root", ".")
+    try:
+        corpus = tuple(_join(root, p) for p in spec["corpus"])
+        files = tuple(
+            QuestionFile(_join(root, q["path"]), q.get("format", "qa")) for q in spec["questions"]
+        )
+    except (KeyError, TypeError) as exc:
+        raise InvalidInput(
+            f"{spec_path}: needs corpus = [paths] and [[questions]] with a path (eval/README.md)"
+        ) from exc
+    for f in files:
+        if f.format not in FORMATS:
+            raise InvalidInput(f"{spec_path}: format {f.format!r} is not one of {FORMATS}")
+    return EvalSet(_name(folder), folder, corpus, files, spec.get("data_help", ""))
+
+
+def _join(root: Path, path: str) -> Path:
+    """`root/path` without the detour: eval/sets/x/../../../../shared is ../shared."""
+    return Path(os.path.normpath(root / path))
+
+
+def _name(folder: Path) -> str:
+    return folder.resolve().name
+
+
+def from_squad(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of ../shared/data/squad-dev/questions.jsonl in our format: answers deduplicated in
+    order, doc_id the article's file name, evidence the gold paragraph."""
+    return {
+        "id": row["id"],
+        "question": row["question"],
+        "answers": list(dict.fromkeys(row["answers"])),
+        "doc_id": Path(row["doc_path"]).name,
+        "evidence": row["passage"],
+        "unanswerable": False,
+        "history": [],
+    }
+
+
+def load_questions(set_dir: Path | EvalSet) -> list[EvalQuestion]:
+    """The questions of an eval set, in the order of its question files."""
+    eval_set = set_dir if isinstance(set_dir, EvalSet) else load_set(set_dir)
+    questions = []
+    for where, row in eval_set.rows():
+        try:
+            questions.append(EvalQuestion.model_validate(row))
+        except ValueError as exc:
+            raise InvalidInput(f"{where}: not a valid question: {exc}") from exc
+    if not questions:
+        raise InvalidInput(f"eval set {eval_set.name} holds no questions")
+    return questions
+
+
+def default_index_dir(set_dir: Path) -> Path:
+    return Path("index") / f"eval-{_name(Path(set_dir))}"
+
+
+def chunking_params():
+    """The chunking the CLI's `qa index` uses (from the settings)."""
+    from qa.chunking import ChunkingParams
+    from qa.config import get_settings
+
+    settings = get_settings()
+    return ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_sentences)
+
+
+def build_index(eval_set: EvalSet, index_dir: Path, embedder=None, progress: bool = False):
+    """Index the set's corpus into `index_dir`, incrementally; refuse when a file fails."""
+    from qa.config import get_settings
+    from qa.embedding import default_embedder
+    from qa.indexing import index_paths
+
+    eval_set.require(eval_set.corpus)
+    report = index_paths(
+        eval_set.corpus,
+        index_dir,
+        embedder or default_embedder(),
+        chunking_params(),
+        batch_size=get_settings().embed_batch_size,
+        progress=progress,
+    )
+    if not report.ok:
+        raise InvalidInput(f"could not index the corpus of {eval_set.name}: {report.failed}")
+    return report
