@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""Validate every eval set under eval/sets/ (stdlib only).
+"""Validate every eval set under eval/sets/.
 
-Checks: questions.jsonl is well-formed JSON lines with the required keys and types; ids are
-unique within a set; answerable questions have a doc_id that exists under corpus/, every answer
-and the evidence occur verbatim in that document, and at least one answer occurs in the
-evidence; unanswerable questions have answers == [], doc_id == null and evidence == null;
-history is a list of {"role": "user"|"assistant", "content": str}.
-Prints counts per set; exits 1 on any problem.
+Each set is read as `qa eval` reads it (its set.toml: corpus and question files, SQuAD's rows
+converted). Checks: every question file is well-formed JSON lines with the required keys and
+types; ids are unique within a set; answerable questions have a doc_id that is a document of the
+corpus (the id `qa index` gives it), every answer and the evidence occur verbatim in that
+document, and at least one answer occurs in the evidence; unanswerable questions have
+answers == [], doc_id == null and evidence == null; history is a list of
+{"role": "user"|"assistant", "content": str}. A set whose shared data is missing is skipped
+with the reason. Prints counts per set; exits 1 on any problem.
 
-Usage: python3 eval/validate_sets.py [SETS_DIR]
+Usage: python eval/validate_sets.py [SETS_DIR]   (with the project installed, e.g. .venv/bin/python)
 """
 
-import json
 import os
 import sys
+
+from qa.errors import InvalidInput, MissingData
+from qa.eval.sets import load_set
+from qa.ingest import discover
 
 KEYS = ("id", "question", "answers", "doc_id", "evidence", "unanswerable", "history")
 OPTIONAL = ("note",)  # free text: where a question comes from, or why it is unanswerable
@@ -35,7 +40,7 @@ def check_history(hist, where, errors):
             errors.append(f"{where}: bad history message #{i}: {msg!r}")
 
 
-def check_row(row, where, set_dir, docs, errors):
+def check_row(row, where, docs, errors):
     missing = [k for k in KEYS if k not in row]
     if missing:
         errors.append(f"{where}: missing keys {missing}")
@@ -70,13 +75,9 @@ def check_row(row, where, set_dir, docs, errors):
     if not isinstance(doc_id, str) or not isinstance(evidence, str) or not evidence.strip():
         errors.append(f"{where}: answerable needs string doc_id and evidence")
         return
-    path = os.path.join(set_dir, "corpus", doc_id)
     if doc_id not in docs:
-        if not os.path.isfile(path):
-            errors.append(f"{where}: doc_id {doc_id!r} not found in corpus/")
-            return
-        with open(path, encoding="utf-8") as f:
-            docs[doc_id] = f.read()
+        errors.append(f"{where}: doc_id {doc_id!r} is not a document of the corpus")
+        return
     text = docs[doc_id]
     for a in answers:
         if a not in text:
@@ -87,41 +88,45 @@ def check_row(row, where, set_dir, docs, errors):
         errors.append(f"{where}: no answer occurs inside the evidence")
 
 
+def corpus_texts(eval_set):
+    """The corpus's documents by the id `qa index` gives them (files read raw, as written)."""
+    files, _ = discover(eval_set.corpus)
+    return {f.doc_id: f.path.read_text(encoding="utf-8") for f in files}
+
+
 def check_set(set_dir, errors):
+    """Counts of a set's questions, or None when its shared data is missing (skipped)."""
     name = os.path.basename(set_dir)
-    for need in ("corpus", "questions.jsonl", "README.md"):
-        if not os.path.exists(os.path.join(set_dir, need)):
-            errors.append(f"{name}: missing {need}")
-    qpath = os.path.join(set_dir, "questions.jsonl")
     counts = {"answerable": 0, "unanswerable": 0, "follow-up": 0, "total": 0}
-    if not os.path.isfile(qpath):
+    if not os.path.exists(os.path.join(set_dir, "README.md")):
+        errors.append(f"{name}: missing README.md")
+    try:
+        eval_set = load_set(set_dir)
+        eval_set.require(eval_set.corpus)
+        docs = corpus_texts(eval_set)
+        rows = list(eval_set.rows())
+    except MissingData as exc:
+        print(f"{name}: SKIPPED: {exc}")
+        return None
+    except (InvalidInput, ValueError) as exc:
+        errors.append(f"{name}: {exc}")
         return counts
-    seen, docs = set(), {}
-    with open(qpath, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            where = f"{name}:{n}"
-            if not line.strip():
-                errors.append(f"{where}: blank line")
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.append(f"{where}: invalid JSON ({e})")
-                continue
-            if not isinstance(row, dict):
-                errors.append(f"{where}: not a JSON object")
-                continue
-            rid = row.get("id")
-            if rid in seen:
-                errors.append(f"{where}: duplicate id {rid!r}")
-            seen.add(rid)
-            before = len(errors)
-            check_row(row, f"{where} ({rid})", set_dir, docs, errors)
-            if len(errors) == before:
-                counts["total"] += 1
-                counts["unanswerable" if row["unanswerable"] else "answerable"] += 1
-                if row["history"]:
-                    counts["follow-up"] += 1
+    seen = set()
+    for where, row in rows:
+        if not isinstance(row, dict):
+            errors.append(f"{where}: not a JSON object")
+            continue
+        rid = row.get("id")
+        if rid in seen:
+            errors.append(f"{where}: duplicate id {rid!r}")
+        seen.add(rid)
+        before = len(errors)
+        check_row(row, f"{where} ({rid})", docs, errors)
+        if len(errors) == before:
+            counts["total"] += 1
+            counts["unanswerable" if row["unanswerable"] else "answerable"] += 1
+            if row["history"]:
+                counts["follow-up"] += 1
     if counts["total"] == 0:
         errors.append(f"{name}: no valid questions")
     return counts
@@ -136,6 +141,8 @@ def main():
         errors.append(f"no sets found in {sets_dir}")
     for name in names:
         c = check_set(os.path.join(sets_dir, name), errors)
+        if c is None:
+            continue
         print(
             f"{name}: {c['total']} valid questions: {c['answerable']} answerable, "
             f"{c['unanswerable']} unanswerable, {c['follow-up']} follow-ups (with history)"

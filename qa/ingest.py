@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,9 +53,12 @@ def content_hash(data: bytes) -> str:
 def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[Path]]:
     """Supported files under `paths` (recursive), and the folders that were walked.
 
-    A file named directly gets its file name as id; a file found in a folder gets its path
+    A file named directly gets its file name as id (its path as given when another named file
+    has the same name: `README.md` and `eval/README.md`); a file found in a folder gets its path
     relative to that folder. Hidden files and folders are skipped.
     """
+    paths = [Path(p) for p in paths]
+    names = Counter(p.name for p in paths if p.is_file())
     found: dict[str, SourceFile] = {}
     roots: list[Path] = []
     for given in paths:
@@ -70,7 +74,8 @@ def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[Path]]:
                 if file.is_file() and file.suffix.lower() in SUPPORTED:
                     found.setdefault(rel.as_posix(), SourceFile(file, rel.as_posix()))
         else:
-            found.setdefault(path.name, SourceFile(path, path.name))
+            doc_id = path.name if names[path.name] == 1 else path.as_posix()
+            found.setdefault(doc_id, SourceFile(path, doc_id))
     return list(found.values()), roots
 
 

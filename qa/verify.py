@@ -28,7 +28,7 @@ from qa.models import Passage
 from qa.prompt import NOT_IN_SOURCES, Source
 
 # Thresholds measured on hand-written claims about the seed article (tests/test_verify.py) and on
-# SmolLM2-135M's answers to seed-news (`python -m qa.llm_eval eval/sets/seed-news --smollm`).
+# SmolLM2-135M's answers to seed-news (`qa eval eval/sets/seed-news --smollm`).
 # Faithful paraphrases score lexical >= 0.71 and cosine >= 0.49 (MiniLM is lukewarm between a
 # short claim and a long sentence); invented facts reach cosine 0.85 and lexical 0.83 when they
 # reuse the article's words, and are caught by the names and numbers check. So the cosine is a

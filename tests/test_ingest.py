@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from qa.ingest import LoadError, discover, load, normalize
-from tests.conftest import SEED_ARTICLE
+from tests.conftest import require_seed_article
 
 
 def test_seed_article_dateline_becomes_metadata():
-    doc = load(SEED_ARTICLE, "seed.txt")
+    doc = load(require_seed_article(), "seed.txt")
     assert doc.date == "2026-02-06"
     assert doc.place == "Washington"
     assert doc.text.startswith("Washington: The US State Department listed")
@@ -120,6 +121,17 @@ def test_discover_gives_relative_ids_and_skips_hidden_and_unsupported(tmp_path):
     assert roots == [tmp_path]
     single, roots = discover([tmp_path / "sub" / "a.txt"])
     assert [f.doc_id for f in single] == ["a.txt"] and roots == []
+
+
+def test_named_files_with_the_same_name_keep_their_paths_as_ids(tmp_path, monkeypatch):
+    """`qa index README.md eval/README.md` (the sample corpus) indexes both, not one."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "eval").mkdir()
+    Path("README.md").write_text("# qa", encoding="utf-8")
+    Path("eval/README.md").write_text("# Evaluation sets", encoding="utf-8")
+    Path("notes.txt").write_text("Notes.", encoding="utf-8")
+    files, _ = discover([Path("README.md"), Path("eval/README.md"), Path("notes.txt")])
+    assert [f.doc_id for f in files] == ["README.md", "eval/README.md", "notes.txt"]
 
 
 def test_normalize_unifies_newlines_and_spaces():

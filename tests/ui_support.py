@@ -63,9 +63,9 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120
 def index_seed_corpus(index_dir: Path, embedder) -> None:
     """Build the seed article's index, e.g. into a folder a starting service already watches."""
     from qa.indexing import index_paths
-    from tests.conftest import SEED_CORPUS
+    from tests.conftest import require_seed_article
 
-    report = index_paths([SEED_CORPUS], index_dir, embedder)
+    report = index_paths([require_seed_article()], index_dir, embedder)
     assert report.ok and report.n_chunks > 0
 
 
