@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from qa.cli import app
 from qa.embedding import default_embedder
-from qa.eval import bench_ask, bench_index, bench_scale, metrics, summary
+from qa.eval import bench_ask, bench_index, bench_scale, metrics, report, summary
 from qa.eval.metrics import (
     contains_answer,
     exact_match,
@@ -194,6 +194,34 @@ def test_eval_end_to_end_writes_reports_and_fails_on_a_missed_threshold(
     assert missed.exit_code == 1
     assert "--min-answer-recall 1.01" in missed.output
     assert "fact recall" in missed.output
+
+
+def test_llm_mode_scores_the_generated_answer_beside_the_extractive_one(
+    embedder, tiny_set: Path, tmp_path: Path
+) -> None:
+    """`qa eval --mode llm`: what the model wrote, what verification removed and why."""
+    from qa.engine import Engine
+    from qa.eval.run import run_eval
+    from qa.eval.summary import EXTRACTIVE, RESCUED
+    from tests.llm_stub import Scripted
+
+    # One true sentence and one invented one, whatever the question.
+    generator = Scripted("The Rhine is about 1,230 kilometres long [1]. It was built in 1999 [1].")
+    index = tmp_path / "index"
+    engine = Engine(index, embedder, generator=generator)
+    run = run_eval(tiny_set, index, top_k=3, engine=engine, mode="llm", limit=2)
+    assert [r["id"] for r in run.records] == ["q1", "q2"]  # --limit
+    q1 = run.records[0]
+    assert q1["mode"] == "llm" and q1["llm"]["asked"] and q1["llm"]["generated"] == 2
+    assert q1["removed_sentences"] == 1 and q1["fact_hit"]
+    assert [c["supported"] for c in q1["llm"]["checks"]] == [True, False]
+    assert q1["llm"]["reasons"] == ["names or numbers not in the quote"]
+    figures = run.summary
+    assert figures["mode"] == "llm" and "calibration" not in q1
+    assert list(figures["answers"]) == ["bm25", "dense", EXTRACTIVE, "fused", RESCUED]
+    assert figures["llm"]["generated_sentences"] >= 2
+    assert figures["llm"]["removed_because"]["names or numbers not in the quote"] >= 1
+    assert "LLM mode: the model was asked" in report.summary_tables(figures)
 
 
 def test_eval_refuses_a_folder_without_questions(tmp_path: Path) -> None:
