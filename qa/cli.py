@@ -138,7 +138,9 @@ def _print_answer(result, top_k_shown: int = 3) -> None:
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     index: IndexOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="Passages to retrieve.")] = 5,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="Passages to retrieve [default: QA_TOP_K]")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the HTTP /ask body.")] = False,
     stream: Annotated[
         bool, typer.Option("--stream", help="Show the model's words as it writes (QA_LLM_URL).")
