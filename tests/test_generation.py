@@ -24,7 +24,7 @@ from qa.llm import (
 )
 from qa.llm_local import free_port
 from qa.schemas import AskResponse
-from tests.llm_stub import LOAN_Q, TRUE, Scripted, stub_server
+from tests.llm_stub import LOAN_Q, STALL_S, TRUE, Scripted, stub_server
 
 
 class Broken(Generator):
@@ -195,6 +195,10 @@ def test_an_unreachable_server_falls_back_to_the_extractive_answer(seed):
     assert any("unreachable" in note for note in result.notes)
 
 
+# The stub stalls for STALL_S (60 s). Returning in under half of that proves the deadline cut
+# the wait short, with a margin no loaded machine eats; how fast is `qa bench`'s business.
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_slow_server_is_cut_off_at_the_deadline(seed, stub, stream):
     snap, idf, embedder = seed
@@ -207,19 +211,23 @@ def test_a_slow_server_is_cut_off_at_the_deadline(seed, stub, stream):
             result = events[-1].answer
         else:
             result = answer_with_llm(LOAN_Q, LOAN_Q, passages, idf, gen, embedder)
-        assert time.monotonic() - t0 < 2.0, behaviour
-        assert result.mode == "extractive"
+        assert time.monotonic() - t0 < STALL_S / 2, behaviour
+        assert result.mode == "extractive" and "$1.25 billion" in result.answer  # the fallback
         assert any("within 0.5 s" in note for note in result.notes), result.notes
 
 
 def test_the_deadline_is_total_not_per_read(stub):
+    """A line every 0.2 s never trips a per-read timeout: only a total deadline ends this."""
     gen = client(stub[0], "trickle", timeout_s=0.8)
     t0 = time.monotonic()
-    with pytest.raises(LLMTimeout):
+    with pytest.raises(LLMTimeout, match="within 0.8 s"):
         list(gen.complete([{"role": "user", "content": "hi"}], stream=True))
-    assert 0.7 < time.monotonic() - t0 < 1.5
-    time.sleep(0.5)  # the stub sends a line every 0.2 s: the worker sees it was given up
-    assert not [t for t in threading.enumerate() if t.name == "llm-request"]
+    assert time.monotonic() - t0 < STALL_S / 2
+    # The worker thread sees at the stub's next line that it was given up, and ends.
+    until = time.monotonic() + STALL_S / 2
+    while any(t.name == "llm-request" for t in threading.enumerate()):
+        assert time.monotonic() < until, "the worker thread outlived its caller"
+        time.sleep(0.05)
 
 
 def test_no_url_means_no_generator(monkeypatch):
