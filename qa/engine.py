@@ -31,9 +31,15 @@ class Engine:
         self.embedder = embedder or default_embedder()
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
         self.generator = generator or llm.generator_from_settings(self.settings)
+        self._owns_generator = generator is None
         self._lock = threading.Lock()
         self._snapshot: store.Snapshot | None = None
         self._idf: answering.Idf | None = None
+
+    def close(self) -> None:
+        """Let go of the LLM client this engine made (a generator it was given is the giver's)."""
+        if self._owns_generator and self.generator is not None:
+            self.generator.close()
 
     def snapshot(self) -> store.Snapshot:
         """The live version; reloaded when another process or request has swapped in a new one."""

@@ -2,6 +2,8 @@
 
 http://127.0.0.1:PORT/<behaviour>/v1, where behaviour is
 - reply-<text>: a correct reply (JSON, or SSE when streaming) whose content is <text> (URL-quoted)
+- cut-<text>: streams <text> as one chunk, then a second chunk that the stream ends inside
+  (no blank line after it), then closes
 - garbage: HTTP 200 with a body that is not JSON
 - error: HTTP 500
 - slow: waits STALL_S (60 s) before answering, or until the server stops
@@ -55,6 +57,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if behaviour.startswith("reply-"):
                 self._reply(unquote(behaviour[6:]), bool(body.get("stream")))
+            elif behaviour.startswith("cut-"):
+                self._start(200, "text/event-stream")
+                for word in (unquote(behaviour[4:]), " and the rest"):
+                    piece = {"choices": [{"index": 0, "delta": {"content": word}}]}
+                    self.wfile.write(f"data: {json.dumps(piece)}\n".encode())
+                    self.wfile.write(b"\n" if word != " and the rest" else b"")
             elif behaviour == "garbage":
                 self._send(200, b"<html>surely not JSON</html>", "text/html")
             elif behaviour == "error":
