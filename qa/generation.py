@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from qa import answer_types, answering
+from qa.config import LLM_MAX_PROMPT_TOKENS
 from qa.embedding import Embedder
 from qa.llm import ChatMessage, Generator, LLMError, reply_pieces, reply_text
 from qa.models import Answer, Citation, Passage
@@ -24,7 +25,6 @@ from qa.verify import Check, split_claims, verify
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PROMPT_TOKENS = 3000
 SHOWN_REMOVED = 3  # removed sentences quoted in the notes, at most
 ON_ALL_REMOVED = ("abstain", "extractive")
 
@@ -50,7 +50,7 @@ def answer_with_llm(
     idf: answering.Idf,
     generator: Generator,
     embedder: Embedder,
-    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
+    max_prompt_tokens: int = LLM_MAX_PROMPT_TOKENS,
     min_coverage: float | None = None,
     on_all_removed: str = "abstain",
     on_checks: Callable[[Sequence[Check]], None] | None = None,
@@ -93,7 +93,7 @@ def stream_answer_with_llm(
     idf: answering.Idf,
     generator: Generator,
     embedder: Embedder,
-    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
+    max_prompt_tokens: int = LLM_MAX_PROMPT_TOKENS,
     min_coverage: float | None = None,
     on_all_removed: str = "abstain",
     on_checks: Callable[[Sequence[Check]], None] | None = None,

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypedDict
 
 import httpx
+from httpx_sse import SSEError
 
+from qa import sse
 from qa.config import Settings, get_settings
 
 
@@ -46,6 +48,15 @@ class Generator:
         """
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Let go of connections and the like; the generator is not used after this."""
+
+    def __enter__(self) -> Generator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def reply_text(generator: Generator, messages: Sequence[ChatMessage]) -> str:
     """The whole reply as one string, whatever `complete` returned."""
@@ -60,7 +71,10 @@ def reply_pieces(generator: Generator, messages: Sequence[ChatMessage]) -> Itera
 
 
 class OpenAICompatible(Generator):
-    """`POST {url}/chat/completions` on any OpenAI-compatible server, streaming or not."""
+    """`POST {url}/chat/completions` on any OpenAI-compatible server, streaming or not.
+
+    One HTTP client (a pool of kept-alive connections) serves every call; `close` ends it.
+    """
 
     def __init__(
         self,
@@ -78,6 +92,12 @@ class OpenAICompatible(Generator):
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.name = model  # shown in answers' notes: never the URL, which may be internal
+        # Per-operation limits as well, so a worker thread itself ends soon after its deadline.
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=headers)
+
+    def close(self) -> None:
+        self._http.close()
 
     def complete(
         self, messages: Sequence[ChatMessage], stream: bool = False
@@ -96,20 +116,14 @@ class OpenAICompatible(Generator):
     def _exchange(self, body: dict[str, Any], stream: bool, stop: threading.Event) -> Iterator[str]:
         """The blocking HTTP exchange (run in a worker thread by `_within`, which sets `stop`
         when the caller has given up)."""
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        # Per-operation limits as well, so the worker thread itself ends soon after the deadline.
-        timeout = httpx.Timeout(self.timeout_s)
         url = f"{self.url}/chat/completions"
         try:
-            with (
-                httpx.Client(timeout=timeout) as client,
-                client.stream("POST", url, json=body, headers=headers) as response,
-            ):
+            with self._http.stream("POST", url, json=body) as response:
                 if response.status_code != 200:
                     detail = response.read().decode("utf-8", "replace")[:200]
                     raise LLMError(f"{url} answered HTTP {response.status_code}: {detail}")
                 if stream:
-                    yield from _sse_pieces(response.iter_lines(), stop)
+                    yield from _stream_pieces(response, stop)
                 else:
                     raw = bytearray()
                     for chunk in response.iter_bytes():
@@ -154,26 +168,33 @@ def _message_text(reply: Any) -> str:
     return content
 
 
-def _sse_pieces(lines: Iterator[str], stop: threading.Event) -> Iterator[str]:
-    """Text pieces from an OpenAI streaming reply (`data: {...}` lines, `data: [DONE]` last)."""
-    for line in lines:
-        if stop.is_set():  # the caller gave up: close the connection now
-            return
-        if not line.startswith("data:"):
-            continue  # blank separators, comments (": ping"), event names
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        chunk = _json(data.encode())
-        if isinstance(chunk, dict) and "error" in chunk:
-            raise LLMError(f"the model stopped with an error: {str(chunk['error'])[:200]}")
-        try:
-            delta = chunk["choices"][0].get("delta") or {}
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise LLMError(f"unexpected stream chunk: {data[:120]}") from exc
-        piece = delta.get("content")
-        if piece:
-            yield piece
+def _stream_pieces(response: httpx.Response, stop: threading.Event) -> Iterator[str]:
+    """Text pieces from an OpenAI streaming reply (`data: {...}` events, `data: [DONE]` last);
+    reading stops as soon as `stop` is set (the caller gave up: close the connection)."""
+    try:
+        for event in sse.events(response, stop):
+            data = event.data.strip()
+            if not data:
+                continue
+            if data == "[DONE]":
+                return
+            piece = _delta_text(data)
+            if piece:
+                yield piece
+    except SSEError as exc:
+        raise LLMError(f"the model's streamed reply is not an event stream: {exc}") from exc
+
+
+def _delta_text(data: str) -> str | None:
+    """The text of one streamed chunk, None when it has none (a role or a finish reason)."""
+    chunk = _json(data.encode())
+    if isinstance(chunk, dict) and "error" in chunk:
+        raise LLMError(f"the model stopped with an error: {str(chunk['error'])[:200]}")
+    try:
+        delta = chunk["choices"][0].get("delta") or {}
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise LLMError(f"unexpected stream chunk: {data[:120]}") from exc
+    return delta.get("content")
 
 
 _DONE = object()

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from qa.chunking import split_sentences
+from qa.config import LLM_MAX_PROMPT_TOKENS
 from qa.llm import ChatMessage
 from qa.models import Passage
 
@@ -115,7 +116,9 @@ class Prompt:
     tokens: int
 
 
-def build_prompt(question: str, passages: Sequence[Passage], max_tokens: int = 3000) -> Prompt:
+def build_prompt(
+    question: str, passages: Sequence[Passage], max_tokens: int = LLM_MAX_PROMPT_TOKENS
+) -> Prompt:
     """Number the passages, best first, and keep as many as fit in `max_tokens`.
 
     A passage that does not fit whole is cut after its last sentence that does, and no passage

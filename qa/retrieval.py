@@ -147,40 +147,61 @@ def _allowed_rows(snapshot: Snapshot, filters: Filters) -> np.ndarray:
 
 
 def merge_passages(snapshot: Snapshot, scored: list[Scored], top_k: int) -> list[Passage]:
-    """The first `top_k` passages of ranked chunks; a chunk overlapping a passage joins it."""
+    """The first `top_k` passages of ranked chunks, best first.
+
+    A chunk that overlaps or touches passages of its document joins them (bridging two of them
+    merges them), so passages of one document never overlap; a passage keeps the rank and scores
+    of its best chunk. Chunks are read in rank order until `top_k` passages stand.
+    """
     docs = snapshot.manifest["documents"]
-    spans: list[list] = []  # [doc_id, start, end, best Scored]
+    spans: list[_Span] = []  # in the rank order of their best chunk
     for batch_start in range(0, len(scored), 4 * top_k):
         batch = scored[batch_start : batch_start + 4 * top_k]
         for item, chunk in zip(batch, snapshot.chunks([s.row for s in batch]), strict=True):
-            for span in spans:
-                if span[0] == chunk.doc_id and chunk.start <= span[2] and chunk.end >= span[1]:
-                    span[1], span[2] = min(span[1], chunk.start), max(span[2], chunk.end)
-                    break
-            else:
-                spans.append([chunk.doc_id, chunk.start, chunk.end, item])
-                if len(spans) == top_k:
-                    break
+            touched = [
+                s
+                for s in spans
+                if s.doc_id == chunk.doc_id and chunk.start <= s.end and chunk.end >= s.start
+            ]
+            if not touched:
+                spans.append(_Span(chunk.doc_id, chunk.start, chunk.end, item))
+            else:  # the best-ranked span takes in the chunk and every other span it touches
+                best = touched[0]
+                best.start = min(chunk.start, *(s.start for s in touched))
+                best.end = max(chunk.end, *(s.end for s in touched))
+                spans = [s for s in spans if s is best or s not in touched]
+            if len(spans) == top_k:
+                break
         if len(spans) == top_k:
             break
     passages = []
-    for doc_id, start, end, item in spans:
-        meta = docs[doc_id]
+    for span in spans:
+        meta = docs[span.doc_id]
         passages.append(
             Passage(
-                doc_id=doc_id,
+                doc_id=span.doc_id,
                 title=meta["title"],
                 date=meta.get("date"),
                 source=meta["source"],
-                start=start,
-                end=end,
-                text=_slice(snapshot, doc_id, start, end),
-                score=round(item.score, 4),
-                dense_score=round(item.dense, 4),
-                lexical_score=round(item.lexical, 4),
+                start=span.start,
+                end=span.end,
+                text=_slice(snapshot, span.doc_id, span.start, span.end),
+                score=round(span.best.score, 4),
+                dense_score=round(span.best.dense, 4),
+                lexical_score=round(span.best.lexical, 4),
             )
         )
     return passages
+
+
+@dataclass(eq=False)  # compared by identity
+class _Span:
+    """A passage being assembled: a stretch of one document and its best-ranked chunk."""
+
+    doc_id: str
+    start: int
+    end: int
+    best: Scored
 
 
 def _slice(snapshot: Snapshot, doc_id: str, start: int, end: int) -> str:

@@ -6,11 +6,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from qa.config import MAX_QUESTION_CHARS, MAX_TOP_K, QUESTION_CHARS_CEILING
 from qa.models import Answer, Citation, Passage
 from qa.retrieval import Filters
 
-MAX_QUESTION_CHARS = 2000
 MAX_HISTORY = 20
+# The service's QA_MAX_QUESTION_CHARS is checked by the engine (a 422 naming the limit); the
+# schema only holds the ceiling that any setting may reach.
+QUESTION_DOC = (
+    f"At most the service's QA_MAX_QUESTION_CHARS characters ({MAX_QUESTION_CHARS:,} unless set "
+    "otherwise); a longer one gets a 422 naming the limit."
+)
+TOP_K_DOC = f"Passages to retrieve, 1 to {MAX_TOP_K} [default: the service's QA_TOP_K, 5]."
 
 
 class Message(BaseModel):
@@ -41,9 +48,9 @@ class AskRequest(BaseModel):
     """A question, optionally with the conversation so far."""
 
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    question: str = Field(min_length=1, max_length=QUESTION_CHARS_CEILING, description=QUESTION_DOC)
     history: list[Message] = Field(default_factory=list, max_length=MAX_HISTORY)
-    top_k: StrictInt = Field(5, ge=1, le=50, description="Passages to retrieve.")
+    top_k: StrictInt | None = Field(None, ge=1, le=MAX_TOP_K, description=TOP_K_DOC)
     filters: FiltersIn | None = None
     mode: Literal["extractive", "llm"] | None = Field(
         None,
@@ -62,8 +69,8 @@ class SearchRequest(BaseModel):
     """A search without an answer."""
 
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    top_k: StrictInt = Field(5, ge=1, le=50)
+    query: str = Field(min_length=1, max_length=QUESTION_CHARS_CEILING, description=QUESTION_DOC)
+    top_k: StrictInt | None = Field(None, ge=1, le=MAX_TOP_K, description=TOP_K_DOC)
     filters: FiltersIn | None = None
 
 

@@ -1,14 +1,17 @@
-"""Shared fixtures: the real bundled model once per session, and a deterministic fake."""
+"""Shared fixtures: the real bundled model once per session, a deterministic fake, and settings
+isolated from the developer's environment."""
 
 from __future__ import annotations
 
+import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from qa.config import Settings, get_settings
 from qa.embedding import Embedder, default_embedder
 from qa.eval.sets import load_set
 
@@ -45,6 +48,28 @@ class FakeEmbedder(Embedder):
                 out[i, zlib.crc32(word.encode()) % self.dim] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_developer_settings() -> Iterator[None]:
+    """Every test sees the documented defaults: no QA_ variable of the developer's shell and no
+    .env file is read (for the whole session, so that session- and module-scoped fixtures see
+    the defaults too). A test that wants a setting sets it with monkeypatch."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in os.environ if n.startswith("QA_")]:
+            mp.delenv(name)
+        mp.setitem(Settings.model_config, "env_file", None)
+        get_settings.cache_clear()
+        yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """`get_settings` is cached: each test reads the variables it set, none of another's."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

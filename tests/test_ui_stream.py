@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from urllib.parse import quote
 
+import httpx
 import pytest
 import uvicorn
 from streamlit.testing.v1 import AppTest
@@ -124,6 +125,23 @@ def test_page_streams_then_shows_the_verified_answer(service: str, monkeypatch) 
     assert any("generated sentences removed" in c for c in captions), captions
     cards = [e.label for e in at.expander if e.label.startswith("[")]
     assert [c.split("]")[0] + "]" for c in cards] == [f"[{c['n']}]" for c in response["citations"]]
+
+
+def test_an_answer_cut_off_by_the_end_of_the_stream_is_not_shown(service: str) -> None:
+    """The service stopped inside its last frame (no blank line after it): the client reports a
+    broken stream rather than use an event that may be incomplete."""
+    body = {"question": QUESTION, "top_k": 5, "stream": True}
+    whole = httpx.post(f"{service}/ask", json=body, timeout=60).text
+    assert whole.endswith("\n\n") and "event: answer" in whole
+    cut = whole[:-1]  # every line still ends, but the last event is never closed
+
+    def replay(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, text=cut)
+
+    with Client(service) as c:
+        c._http = httpx.Client(base_url=service, transport=httpx.MockTransport(replay))
+        with pytest.raises(ServiceError, match="ended before the answer"):
+            list(c.ask_stream(QUESTION, [], 5))
 
 
 def test_draft_and_notes_helpers() -> None:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from qa.launcher import LaunchError, stop, wait_until_up
+from tests.conftest import ROOT
 
 
 def free_port() -> int:
@@ -24,9 +25,11 @@ def free_port() -> int:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """This environment without a QA_ setting that could point the children elsewhere."""
+    """This environment without a QA_ setting that could point the children elsewhere, and with
+    this checkout first on the path (children run in a tmp folder)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    return {**env, **extra}
+    path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return {**env, "PYTHONPATH": path, **extra}
 
 
 @contextmanager
@@ -38,11 +41,14 @@ def running(
     cwd: Path | None = None,
     timeout: float = 120.0,
 ) -> Iterator[subprocess.Popen]:
-    """Run `cmd` until the block ends; fail the test with its log if `ready_urls` never answer."""
+    """Run `cmd` until the block ends; fail the test with its log if `ready_urls` never answer.
+
+    It runs in the log's folder (a test's tmp folder) unless told otherwise, so that no .env of
+    the developer's is read."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env or child_env(), cwd=cwd,
+            env=env or child_env(), cwd=cwd or log.parent,
         )  # fmt: skip
         try:
             for url in ready_urls:

@@ -85,11 +85,11 @@ class Client:
                     response.read()
                     yield "answer", _parse(AskResponse, self._json(response, "/ask"))
                     return
-                for event, data in sse.parse(response.iter_lines()):
-                    if event == "token":
-                        yield "token", _token_text(data)
-                    elif event == "answer":
-                        yield "answer", _parse(AskResponse, _loads(data))
+                for event in sse.events(response):  # a cut-off last event is dropped
+                    if event.event == "token":
+                        yield "token", _token_text(event.data)
+                    elif event.event == "answer":
+                        yield "answer", _parse(AskResponse, _loads(event.data))
                         return
         except httpx.TransportError as exc:
             if started and not isinstance(exc, httpx.TimeoutException):

@@ -1,0 +1,266 @@
+"""Every setting in the README's table does what it says, set the way a user sets it (a QA_
+environment variable) and seen through the interface a user uses: the `qa` command or HTTP.
+
+QA_API_URL is the UI's: tests/test_ui_app.py points the Streamlit app at a service with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from qa.api import create_app
+from qa.cli import app
+from qa.config import Settings, get_settings
+from qa.prompt import count_tokens
+from tests.conftest import ROOT, FakeEmbedder
+from tests.llm_stub import LOAN_Q, TRUE, stub_server
+
+OFF_TOPIC = "What is the capital of Mongolia?"
+
+
+@pytest.fixture
+def setenv(monkeypatch):
+    """Set QA_ variables as a user's shell would, before the command reads them."""
+
+    def set_(**variables: object) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, str(value))
+        get_settings.cache_clear()
+
+    return set_
+
+
+def qa(*args: str) -> tuple[int, str, str]:
+    """Run the `qa` command in this process: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def ask_json(*args: str) -> dict:
+    code, out, err = qa("ask", *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_the_readme_table_lists_every_setting_with_its_default():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(QA_\w+)` \| (.+?) \|", section, flags=re.M)
+    fields = Settings.model_fields
+    assert [name for name, _ in rows] == [f"QA_{f.upper()}" for f in fields]
+    for name, shown in rows:
+        default = fields[name[3:].lower()].get_default(call_default_factory=True)
+        if default is None:
+            assert shown.startswith("unset"), name
+        else:
+            assert shown.strip("`") == str(default), name
+
+
+# Indexing: `qa index`, with a fake model that records its batches (the model is not the point).
+
+
+class BatchRecorder(FakeEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def embed_batch(self, texts):
+        self.batches.append(len(texts))
+        return super().embed_batch(texts)
+
+
+@pytest.fixture
+def recorder(monkeypatch) -> BatchRecorder:
+    fake = BatchRecorder()
+    monkeypatch.setattr("qa.embedding.default_embedder", lambda: fake)
+    return fake
+
+
+def corpus(folder: Path) -> Path:
+    folder.mkdir()
+    for d in range(3):
+        sentences = (
+            f"Item {d}.{j} of the ledger lists one more crate of apples." for j in range(40)
+        )
+        (folder / f"ledger{d}.txt").write_text(" ".join(sentences))
+    return folder
+
+
+def test_index_settings_shape_the_index(tmp_path, setenv, recorder):
+    from qa import store
+
+    index_dir = tmp_path / "ix"
+    setenv(
+        QA_INDEX_DIR=index_dir,
+        QA_CHUNK_TOKENS=40,
+        QA_CHUNK_OVERLAP_SENTENCES=0,
+        QA_EMBED_BATCH_SIZE=3,
+    )
+    code, out, err = qa("index", str(corpus(tmp_path / "docs")))
+    assert code == 0, err
+    assert out.startswith(str(index_dir))  # QA_INDEX_DIR: where it went
+
+    snap = store.open_snapshot(index_dir)
+    assert snap.manifest["chunking"] == {"max_tokens": 40, "overlap_sentences": 0}
+    chunks = [c for _, c in snap.doc_chunks("ledger0.txt")]
+    assert len(chunks) > 5
+    assert all(len(c.text.split()) <= 40 for c in chunks)  # the fake counts words
+    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:], strict=False))  # no overlap
+    assert max(recorder.batches) == 3 and sum(recorder.batches) == snap.n_chunks
+    snap.close()
+
+    setenv(QA_CHUNK_OVERLAP_SENTENCES=1)  # and the default overlap shares a sentence
+    assert qa("index", str(tmp_path / "docs"))[0] == 0
+    snap = store.open_snapshot(index_dir)
+    chunks = [c for _, c in snap.doc_chunks("ledger0.txt")]
+    assert all(b.start < a.end for a, b in zip(chunks, chunks[1:], strict=False))
+    snap.close()
+
+
+def test_max_file_mb_refuses_larger_files(tmp_path, setenv, recorder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "small.txt").write_text("A short note about apples.")
+    (docs / "big.txt").write_text("A longer note about pears. " * 40)  # 1,080 bytes
+    setenv(QA_INDEX_DIR=tmp_path / "ix", QA_MAX_FILE_MB=0.001)
+    code, out, err = qa("index", str(docs))
+    assert code == 1
+    assert "big.txt" in err and "small.txt" not in err
+    assert "added 1," in out and "failed 1;" in out
+
+
+# Answers: `qa ask` and the HTTP service over the seed article, with the real model.
+
+
+def test_top_k_sets_the_passages_of_qa_ask(seed_index, setenv):
+    # The seed article is short: its chunks merge into three passages at most.
+    assert len(ask_json(LOAN_Q, "--index", str(seed_index))["passages"]) == 3
+    setenv(QA_TOP_K=1, QA_INDEX_DIR=seed_index)  # the index from the environment too
+    assert len(ask_json(LOAN_Q)["passages"]) == 1
+    assert len(ask_json(LOAN_Q, "--top-k", "2")["passages"]) == 2  # the option still wins
+
+
+def test_top_k_sets_the_passages_of_ask_and_search_over_http(seed_index, setenv):
+    setenv(QA_TOP_K=1, QA_INDEX_DIR=seed_index)
+    with TestClient(create_app()) as c:
+        assert len(c.post("/ask", json={"question": LOAN_Q}).json()["passages"]) == 1
+        assert len(c.post("/search", json={"query": LOAN_Q}).json()["passages"]) == 1
+        asked = c.post("/ask", json={"question": LOAN_Q, "top_k": 2}).json()
+        assert len(asked["passages"]) == 2
+
+
+def test_max_question_chars_is_the_limit_over_http_and_the_cli(seed_index, setenv):
+    long_question = LOAN_Q + " Please answer." * 160  # 2,460 characters
+    setenv(QA_INDEX_DIR=seed_index, QA_MAX_QUESTION_CHARS=3000)
+    with TestClient(create_app()) as c:
+        assert c.post("/ask", json={"question": long_question}).status_code == 200
+        assert c.post("/search", json={"query": long_question}).status_code == 200
+    setenv(QA_MAX_QUESTION_CHARS=2000)
+    with TestClient(create_app()) as c:
+        r = c.post("/ask", json={"question": long_question})
+        assert r.status_code == 422 and "the limit is 2000" in r.json()["message"]
+    setenv(QA_MAX_QUESTION_CHARS=20)
+    code, _, err = qa("ask", LOAN_Q)
+    assert code == 1 and "the limit is 20" in err
+
+
+def test_min_coverage_makes_qa_ask_abstain(seed_index, setenv):
+    setenv(QA_INDEX_DIR=seed_index)
+    assert not ask_json(LOAN_Q)["abstained"]
+    setenv(QA_MIN_COVERAGE=1.0)
+    assert ask_json(LOAN_Q)["abstained"]
+
+
+# Generated answers: `qa ask` against a stub OpenAI-compatible server that records requests.
+
+
+def test_llm_settings_reach_the_model(seed_index, setenv, embedder):
+    from qa import retrieval, store
+
+    snap = store.open_snapshot(seed_index, embedder.name, embedder.dim)
+    passages = retrieval.search(snap, embedder, LOAN_Q, 5)
+    n = next(i for i, p in enumerate(passages, start=1) if "approved $1.25 billion" in p.text)
+    snap.close()
+    with stub_server() as (root, requests):
+        setenv(
+            QA_INDEX_DIR=seed_index,
+            QA_LLM_URL=f"{root}/reply-{quote(f'{TRUE} [{n}].')}/v1",
+            QA_LLM_MODEL="m1",
+            QA_LLM_API_KEY="k",
+            QA_LLM_MAX_ANSWER_TOKENS=77,
+        )
+        body = ask_json(LOAN_Q)
+        assert body["mode"] == "llm" and TRUE in body["answer"]
+        assert body["notes"][0].startswith("Generated by m1")
+        _, sent, headers = requests[-1]
+        assert sent["model"] == "m1" and sent["max_tokens"] == 77
+        assert headers["Authorization"] == "Bearer k"
+        full_prompt = sum(count_tokens(m["content"]) for m in sent["messages"])
+        assert full_prompt > 600
+
+        setenv(QA_LLM_MAX_PROMPT_TOKENS=600)
+        ask_json(LOAN_Q)
+        assert sum(count_tokens(m["content"]) for m in requests[-1][1]["messages"]) <= 600
+
+        setenv(QA_LLM_URL=f"{root}/slow/v1", QA_LLM_TIMEOUT_S=0.5)
+        body = ask_json(LOAN_Q)
+        assert body["mode"] == "extractive"
+        assert any("within 0.5 s" in note for note in body["notes"]), body["notes"]
+
+
+def test_without_llm_url_answers_are_extractive(seed_index, setenv):
+    setenv(QA_INDEX_DIR=seed_index)
+    assert ask_json(LOAN_Q)["mode"] == "extractive"
+
+
+# The HTTP service's own settings.
+
+
+def test_api_key_guards_every_endpoint_but_health(tmp_path, setenv):
+    setenv(QA_INDEX_DIR=tmp_path / "none-yet", QA_API_KEY="s3cret")
+    with TestClient(create_app()) as c:
+        assert c.get("/health").status_code == 200
+        assert c.post("/ask", json={"question": OFF_TOPIC}).status_code == 401
+        assert c.get("/documents").status_code == 401
+        ok = {"Authorization": "Bearer s3cret"}
+        assert c.get("/documents", headers=ok).status_code == 200
+
+
+def test_cors_origins_are_allowed_and_no_others(tmp_path, setenv):
+    setenv(QA_INDEX_DIR=tmp_path / "none-yet", QA_CORS_ORIGINS='["http://ui.example"]')
+    with TestClient(create_app()) as c:
+        preflight = {"Access-Control-Request-Method": "POST"}
+        r = c.options("/ask", headers={"Origin": "http://ui.example", **preflight})
+        assert r.headers["access-control-allow-origin"] == "http://ui.example"
+        r = c.options("/ask", headers={"Origin": "http://elsewhere.example", **preflight})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_max_upload_mb_refuses_larger_uploads(tmp_path, setenv):
+    setenv(QA_INDEX_DIR=tmp_path / "ix", QA_MAX_UPLOAD_MB=0.001)
+    with TestClient(create_app()) as c:
+        big = [("files", ("big.txt", b"x" * 3000, "text/plain"))]
+        r = c.post("/documents", files=big)
+        assert r.status_code == 413 and "QA_MAX_UPLOAD_MB" in r.json()["message"]
+        small = [("files", ("small.txt", b"A short note.", "text/plain"))]
+        assert c.post("/documents", files=small).status_code == 202
+
+
+# The tests themselves: the developer's environment never leaks in (see tests/conftest.py).
+
+
+def test_a_dotenv_in_the_working_folder_is_not_read_by_tests(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("QA_TOP_K=1\nQA_LLM_URL=http://127.0.0.1:9/v1\n")
+    monkeypatch.chdir(tmp_path)
+    assert get_settings().top_k == 5 and get_settings().llm_url is None
+    # ... while the feature itself works: a .env is read when one is given
+    assert Settings(_env_file=tmp_path / ".env").top_k == 1
