@@ -47,12 +47,7 @@ SHORTLIST = 4  # quotes per claim that get embedded, the best by the cheap check
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;–-]\s*\d+)*)\s*\]")
 _MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\s*\d[\d\s,;–-]*\])+)")
 _NUMBER = re.compile(r"\d(?:[\d,.]*\d)?")
-_CAPITALIZED = re.compile(r"[A-Z][\w’'.&-]*")
-_QUANTITY_WORDS = frozenset(
-    "two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
-    "hundred hundreds thousand thousands million millions billion billions trillion trillions "
-    "dozen dozens percent".split()
-)
+_QUANTITY_WORDS = lexical.NUMBER_WORDS | {"percent"}
 # Capitalized only because they start a sentence: never required to be in the quote.
 _SENTENCE_OPENERS = frozenset(
     "according however additionally furthermore moreover also yes overall notably meanwhile "
@@ -81,7 +76,7 @@ class Claim:
     refusal: bool = False  # the sentence says the sources don't answer
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Check:
     """How well the best quote supports a claim; `quote == document.text[start:end]`."""
 
@@ -210,7 +205,7 @@ def verify(
             scored.append(replace(row, supported=ok, cosine=cosine))
         # A supported single sentence beats a supported pair; then the better score wins.
         best = max(scored, key=lambda c: (c.supported, c.sentences == 1, c.score), default=None)
-        checks.append(best or Check(claim, False, -1, 0, 0, "", 0.0, 0.0, (), (), 0))
+        checks.append(best or _no_quote(claim))
     return checks
 
 
@@ -231,27 +226,44 @@ def _lexical_check(claim: Claim, quote: _Quote, title: str, shown: str) -> Check
         )
     )
     return Check(
-        claim,
-        False,
-        quote.passage,
-        quote.start,
-        quote.end,
-        quote.text,
-        overlap,
-        0.0,
-        missing,
-        unsupported,
-        quote.width,
+        claim=claim,
+        supported=False,
+        passage=quote.passage,
+        start=quote.start,
+        end=quote.end,
+        quote=quote.text,
+        lexical=overlap,
+        cosine=0.0,
+        missing=missing,
+        unsupported=unsupported,
+        sentences=quote.width,
+    )
+
+
+def _no_quote(claim: Claim) -> Check:
+    """The check of a claim that no quote was found for."""
+    return Check(
+        claim=claim,
+        supported=False,
+        passage=-1,
+        start=0,
+        end=0,
+        quote="",
+        lexical=0.0,
+        cosine=0.0,
+        missing=(),
+        unsupported=(),
+        sentences=0,
     )
 
 
 def _quotes(source: Source, passages: Sequence[Passage], width: int) -> list[_Quote]:
     """Runs of `width` consecutive sentences inside the shown part of the source's passage."""
     p = passages[source.passage]
-    spans = [(s, e) for s, e in split_sentences(p.text) if s >= source.start and e <= source.end]
+    spans = [s for s in split_sentences(p.text) if s.start >= source.start and s.end <= source.end]
     out = []
     for i in range(len(spans) - width + 1):
-        s, e = spans[i][0], spans[i + width - 1][1]
+        s, e = spans[i].start, spans[i + width - 1].end
         out.append(_Quote(source.passage, p.start + s, p.start + e, p.text[s:e], width))
     return out
 
@@ -284,7 +296,7 @@ def key_tokens(sentence: str, context: str = "") -> set[str]:
     lower_context = set(re.findall(r"\b[a-z][\w’'-]*", context))
     first = re.match(r"\W*", sentence)
     first_at = first.end() if first else 0
-    for match in _CAPITALIZED.finditer(sentence):
+    for match in lexical.CAPITALISED.finditer(sentence):
         word = _norm_name(match.group())
         if not word or word in lexical.STOPWORDS or word.isdigit():
             continue
