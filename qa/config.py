@@ -10,6 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa.errors import InvalidInput
 
+# Limits that the settings, the HTTP schema, the engine and the LLM step share.
+MAX_TOP_K = 50  # passages per question, at most
+MAX_QUESTION_CHARS = 2000  # default longest question
+MAX_PROMPT_TOKENS = 3000  # default prompt budget for generated answers (cl100k_base tokens)
+
 
 class Settings(BaseSettings):
     """Settings shared by the CLI, the HTTP service and the UI."""
@@ -28,8 +33,10 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are refused when indexing.")
 
     # Retrieval and answers
-    top_k: int = Field(5, ge=1, le=50, description="Passages returned per question.")
-    max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Passages returned per question.")
+    max_question_chars: int = Field(
+        MAX_QUESTION_CHARS, ge=10, description="Longest question accepted."
+    )
     min_coverage: float | None = Field(
         None,
         ge=0.0,
@@ -50,7 +57,9 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Longest wait for one generated answer, in seconds, in total."
     )
     llm_max_prompt_tokens: int = Field(
-        3000, ge=256, description="Prompt budget (cl100k_base tokens) for question and passages."
+        MAX_PROMPT_TOKENS,
+        ge=256,
+        description="Prompt budget (cl100k_base tokens) for question and passages.",
     )
     llm_max_answer_tokens: int = Field(
         300, ge=16, description="Most tokens the model may generate per answer."

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa import answering, chat, generation, llm, retrieval, store
-from qa.config import Settings, get_settings
+from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, default_embedder
 from qa.errors import InvalidInput
 from qa.models import Answer, Document, Passage
@@ -110,8 +110,8 @@ class Engine:
             idf,
             r.generator if streaming else generation.Whole(r.generator),
             self.embedder,
-            self.settings.llm_max_prompt_tokens,
-            self.min_coverage,
+            max_prompt_tokens=self.settings.llm_max_prompt_tokens,
+            min_coverage=self.min_coverage,
         )
 
     def _retrieve(
@@ -187,8 +187,8 @@ class Engine:
 
     def _check_top_k(self, top_k: int | None) -> int:
         top_k = self.settings.top_k if top_k is None else top_k
-        if not 1 <= top_k <= 50:
-            raise InvalidInput(f"top_k must be between 1 and 50, not {top_k}")
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k}")
         return top_k
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from qa import answer_types, answering
+from qa.config import MAX_PROMPT_TOKENS
 from qa.embedding import Embedder
 from qa.llm import ChatMessage, Generator, LLMError, reply_pieces, reply_text
 from qa.models import Answer, Citation, Passage
@@ -24,7 +25,6 @@ from qa.verify import Check, split_claims, verify
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PROMPT_TOKENS = 3000
 SHOWN_REMOVED = 3  # removed sentences quoted in the notes, at most
 ON_ALL_REMOVED = ("abstain", "extractive")
 
@@ -50,7 +50,7 @@ def answer_with_llm(
     idf: answering.Idf,
     generator: Generator,
     embedder: Embedder,
-    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
+    max_prompt_tokens: int = MAX_PROMPT_TOKENS,
     min_coverage: float | None = None,
     on_all_removed: str = "abstain",
     on_checks: Callable[[Sequence[Check]], None] | None = None,
@@ -67,10 +67,10 @@ def answer_with_llm(
         idf,
         Whole(generator),
         embedder,
-        max_prompt_tokens,
-        min_coverage,
-        on_all_removed,
-        on_checks,
+        max_prompt_tokens=max_prompt_tokens,
+        min_coverage=min_coverage,
+        on_all_removed=on_all_removed,
+        on_checks=on_checks,
     )
     return next(e.answer for e in events if isinstance(e, Final))
 
@@ -93,7 +93,7 @@ def stream_answer_with_llm(
     idf: answering.Idf,
     generator: Generator,
     embedder: Embedder,
-    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
+    max_prompt_tokens: int = MAX_PROMPT_TOKENS,
     min_coverage: float | None = None,
     on_all_removed: str = "abstain",
     on_checks: Callable[[Sequence[Check]], None] | None = None,
@@ -227,15 +227,15 @@ def _compose(
             numbers[key] = len(numbers) + 1
             citations.append(
                 Citation(
-                    numbers[key],
-                    p.doc_id,
-                    p.title,
-                    p.date,
-                    p.source,
-                    check.quote,
-                    check.start,
-                    check.end,
-                    check.score,
+                    n=numbers[key],
+                    doc_id=p.doc_id,
+                    title=p.title,
+                    date=p.date,
+                    source=p.source,
+                    quote=check.quote,
+                    start=check.start,
+                    end=check.end,
+                    score=check.score,
                 )
             )
         parts.append(f"{check.claim.text} [{numbers[key]}]")

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from qa.config import MAX_QUESTION_CHARS, MAX_TOP_K
 from qa.models import Answer, Citation, Passage
 from qa.retrieval import Filters
 
-MAX_QUESTION_CHARS = 2000
 MAX_HISTORY = 20
 
 
@@ -43,7 +43,7 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     history: list[Message] = Field(default_factory=list, max_length=MAX_HISTORY)
-    top_k: StrictInt = Field(5, ge=1, le=50, description="Passages to retrieve.")
+    top_k: StrictInt = Field(5, ge=1, le=MAX_TOP_K, description="Passages to retrieve.")
     filters: FiltersIn | None = None
     mode: Literal["extractive", "llm"] | None = Field(
         None,
@@ -63,7 +63,7 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    top_k: StrictInt = Field(5, ge=1, le=50)
+    top_k: StrictInt = Field(5, ge=1, le=MAX_TOP_K)
     filters: FiltersIn | None = None
 
 
