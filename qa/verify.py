@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from qa import lexical
-from qa.chunking import split_sentences
+from qa.chunking import Span, split_sentences
 from qa.embedding import Embedder
 from qa.models import Passage
 from qa.prompt import NOT_IN_SOURCES, Source
@@ -151,7 +151,7 @@ def _numbers(spec: str) -> list[int]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Quote:
     passage: int
     start: int  # document offsets
@@ -264,7 +264,15 @@ def _quotes(source: Source, passages: Sequence[Passage], width: int) -> list[_Qu
     out = []
     for i in range(len(spans) - width + 1):
         s, e = spans[i].start, spans[i + width - 1].end
-        out.append(_Quote(source.passage, p.start + s, p.start + e, p.text[s:e], width))
+        out.append(
+            _Quote(
+                passage=source.passage,
+                start=p.start + s,
+                end=p.start + e,
+                text=p.text[s:e],
+                width=width,
+            )
+        )
     return out
 
 
@@ -274,13 +282,15 @@ def windows(claim: str, quote: str) -> list[str]:
     A short claim drawn from one clause of a 60-word sentence has a low cosine with the whole
     sentence (the rest of it is about other things); its closest window measures the match.
     """
-    spans = [m.span() for m in re.finditer(r"\S+", quote)]
+    spans = [Span(*m.span()) for m in re.finditer(r"\S+", quote)]
     size = max(WINDOW_MIN_WORDS, math.ceil(1.5 * len(claim.split())))
     if len(spans) <= size:
         return [quote]
     step = max(1, size // 2)
     starts = range(0, len(spans) - size + step, step)
-    return [quote] + [quote[spans[i][0] : spans[min(i + size, len(spans)) - 1][1]] for i in starts]
+    return [quote] + [
+        quote[spans[i].start : spans[min(i + size, len(spans)) - 1].end] for i in starts
+    ]
 
 
 def key_tokens(sentence: str, context: str = "") -> set[str]:
