@@ -101,38 +101,25 @@ _POSSESSIVE = re.compile(r"['’]s$", re.I)
 _LEADING_WORD = re.compile(r"[\w’']+\s+")
 
 
-def is_figure(word: str) -> bool:
-    """Whether a word holds a digit: "2020", "1.25", "G20", "55-nation"."""
-    return any(ch.isdigit() for ch in word)
-
-
-def is_acronym(word: str) -> bool:
-    """Whether a word is in capitals: "PCP", "US", "EXIM" (not "A")."""
-    return word.isupper() and len(word) > 1
-
-
 def _acronym_or_figure(word: str) -> bool:
-    return is_acronym(word) or is_figure(word)
+    """ "PCP", "US", "EXIM" (not "A"); "2020", "1.25", "G20", "55-nation"."""
+    return word.isupper() and len(word) > 1 or any(ch.isdigit() for ch in word)
 
 
-def names(text: str, first: Callable[[str], bool] = _acronym_or_figure) -> list[str]:
+def names(text: str) -> list[str]:
     """The names, acronyms and figures of `text` as it spells them, in its order, with a
     possessive dropped ("Pakistan's" -> "Pakistan").
 
-    A name is a capitalised word that is not a stopword. The first word is capitalised anyway, so
-    it counts only where `first(word)` says so (by default: when it is an acronym or a figure).
+    A name is a capitalised word that is not a stopword; the first word, capitalised anyway,
+    counts only as an acronym or a figure.
     """
     found = []
     for i, match in enumerate(_NAME_WORD.finditer(text)):
         word = match.group().strip(".’'-")
         if not word:
             continue
-        if i == 0:
-            is_name = first(word)
-        else:
-            is_name = word[0].isupper() and word.lower() not in STOPWORDS
-            is_name = is_name or _acronym_or_figure(word)
-        if is_name:
+        is_name = word[0].isupper() and i > 0 and word.lower() not in STOPWORDS
+        if is_name or _acronym_or_figure(word):
             found.append(_POSSESSIVE.sub("", word))
     return found
 
