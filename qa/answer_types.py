@@ -111,11 +111,7 @@ _DATE_RE = re.compile(
     r"centur(?:y|ies)|(?:mon|tues|wednes|thurs|fri|satur|sun)day|\d{4}-\d{2}-\d{2})\b",
     re.I,
 )
-_NUMBER_WORDS = (  # "one" and "half" alone are too often not amounts ("one of the...")
-    "two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    "sixty|seventy|eighty|ninety|hundred|hundreds|thousand|thousands|million|millions|billion|"
-    "billions|trillion|dozen|dozens"
-)
+_NUMBER_WORDS = "|".join(sorted(lexical.NUMBER_WORDS))
 _CURRENCY_WORDS = (
     "dollars?|pounds?|euros?|francs?|marks|yen|yuan|rupees?|guineas?|shillings?|pence|cents?|"
     "usd|gbp|eur|sterling"
@@ -134,9 +130,6 @@ _FRACTION_RE = re.compile(
     re.I,
 )
 _YEAR = re.compile(r"(?:1[0-9]|20)\d{2}s?")
-_NAME_RE = re.compile(
-    r"\b[A-Z][\w’'.-]*(?:\s+(?:(?:of|de|da|van|von|al|bin|d’|d')\s+)?[A-Z][\w’'.-]*)*"
-)
 
 
 def wh_phrase(question: str, lower: bool = True) -> str:
@@ -268,25 +261,8 @@ def spans(sentence: str, kind: str | Asked) -> list[tuple[int, int]]:
         if PERCENT in accepted:
             found += [m.span() for m in _FRACTION_RE.finditer(sentence)]
     if "name" in accepted:
-        found += _name_spans(sentence)
+        found += lexical.name_spans(sentence, is_date=_DATE_RE.fullmatch)
     return sorted((s, _rstrip_punct(sentence, s, e)) for s, e in found)
-
-
-def _name_spans(sentence: str) -> list[tuple[int, int]]:
-    """Runs of capitalised words, less what capitals there do not mark: an opening "In" or
-    "The", months and weekdays (dates)."""
-    found = []
-    for m in _NAME_RE.finditer(sentence):
-        s, e = m.span()
-        while (
-            w := re.match(r"[\w’']+\s+", sentence[s:e])
-        ) and w.group().strip().lower() in STOPWORDS:
-            s += w.end()  # "In September" -> "September", "The Commission" -> "Commission"
-        text = sentence[s:e]
-        if all(w in STOPWORDS or _DATE_RE.fullmatch(w) for w in lexical.words(text)):
-            continue
-        found.append((s, e))
-    return found
 
 
 def _counts(sentence: str, start: int, end: int, counted: tuple[str, ...]) -> bool:

@@ -70,7 +70,7 @@ class Idf:
         return math.log(1 + (n + PRIOR_CHUNKS - count + 0.5) / (count + 0.5))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Candidate:
     """One sentence of a retrieved passage, located in its document."""
 
@@ -117,7 +117,15 @@ def answer(
         n = len(citations) + 1
         citations.append(
             Citation(
-                n, p.doc_id, p.title, p.date, p.source, text, start, cand.end, round(cand.score, 4)
+                n=n,
+                doc_id=p.doc_id,
+                title=p.title,
+                date=p.date,
+                source=p.source,
+                quote=text,
+                start=start,
+                end=cand.end,
+                score=round(cand.score, 4),
             )
         )
         parts.append(f"{text} [{n}]")
@@ -153,7 +161,14 @@ def abstain(
     text += f": {why}." if why else "."
     if passages:
         text += " The closest passages are listed below as related reading."
-    return Answer(text, None, True, query, [], list(passages))
+    return Answer(
+        answer=text,
+        short_answer=None,
+        abstained=True,
+        query=query,
+        citations=[],
+        passages=list(passages),
+    )
 
 
 _LOOKED_FOR = {
@@ -197,7 +212,7 @@ def why_unsupported(
 
 def _as_written(question: str, words: set[str]) -> list[str]:
     """`words` (lower-cased by `must_match`) as the question spells them, in its order."""
-    found = [w for w in dict.fromkeys(_names_as_written(question)) if w.lower() in words]
+    found = [w for w in dict.fromkeys(lexical.names(question)) if w.lower() in words]
     return found or sorted(words)
 
 
@@ -219,21 +234,7 @@ def must_match(question: str) -> set[str]:
     People paraphrase verbs and nouns, but rarely a name or a figure; when "PCP", "Rhine" or
     "2020" is nowhere in the passages, the sources are about something else.
     """
-    return {word.lower() for word in _names_as_written(question)}
-
-
-def _names_as_written(question: str) -> list[str]:
-    """The question's names, acronyms and numbers as it spells them ("Pakistan's" -> "Pakistan"),
-    in its order."""
-    found = []
-    for i, match in enumerate(re.finditer(r"[\w’'.-]+", question)):
-        word = match.group().strip(".’'-")
-        if not word:
-            continue
-        is_name = word[0].isupper() and i > 0 and word.lower() not in lexical.STOPWORDS
-        if is_name or word.isupper() and len(word) > 1 or any(ch.isdigit() for ch in word):
-            found.append(re.sub(r"['’]s$", "", word, flags=re.I))
-    return found
+    return {word.lower() for word in lexical.names(question)}
 
 
 def missing_terms(question: str, passages: Sequence[Passage]) -> set[str]:
@@ -296,8 +297,8 @@ def score_sentences(
         sentences = split_sentences(p.text)
         for j, (s, e) in enumerate(sentences):
             text = p.text[s:e]
-            lo = sentences[max(0, j - NAMES_BEFORE)][0]
-            hi = sentences[min(len(sentences) - 1, j + NAMES_AFTER)][1]
+            lo = sentences[max(0, j - NAMES_BEFORE)].start
+            hi = sentences[min(len(sentences) - 1, j + NAMES_AFTER)].end
             named = not unmentioned(names, p.title + " " + p.text[lo:hi])
             s_terms = set(lexical.lemma_terms(text))
             inside = sum(w for t, w in weights.items() if t in s_terms)
@@ -308,7 +309,16 @@ def score_sentences(
             )
             score = W_COVERAGE * coverage + W_TYPE * typed + W_PASSAGE * p.score
             candidates.append(
-                Candidate(i, p.start + s, p.start + e, text, score, coverage, typed, named)
+                Candidate(
+                    passage=i,
+                    start=p.start + s,
+                    end=p.start + e,
+                    text=text,
+                    score=score,
+                    coverage=coverage,
+                    typed=typed,
+                    named=named,
+                )
             )
     candidates.sort(key=lambda c: (not c.named, -c.score))
     return candidates

@@ -7,7 +7,6 @@ user, so what was searched is always visible.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TypedDict
 
@@ -23,7 +22,6 @@ _REFERRING = frozenset(
     "it its it's they them their theirs there this that these those he him his she her hers "
     "former latter such then".split()
 )
-_NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*")
 _QUESTION_WORDS = frozenset(
     "what who whom whose when where which why how is are was were do does "
     "did can could will would should and the a an in on of".split()
@@ -46,7 +44,9 @@ def rewrite(question: str, history: Sequence[Message] = ()) -> str:
     have = set(lexical.words(question))
     context: list[str] = []
     for turn in reversed(previous[-2:]):
-        names = [n for n in _NAME.findall(turn) if n.lower() not in _QUESTION_WORDS]
+        names = [
+            n for n in lexical.CAPITALISED_RUN.findall(turn) if n.lower() not in _QUESTION_WORDS
+        ]
         words = [w for w in lexical.words(turn) if w not in lexical.STOPWORDS]
         for item in [*names, *words]:
             key = item.lower()

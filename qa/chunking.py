@@ -10,10 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from qa.models import Chunk
 
-Span = tuple[int, int]
+
+class Span(NamedTuple):
+    """Character offsets of a sentence, a block or a word: `text[start:end]`."""
+
+    start: int
+    end: int
+
 
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof sr jr st mt ft gen col lt sgt capt cmdr adm gov sen rep pres rev hon
@@ -39,10 +46,10 @@ def split_sentences(text: str) -> list[Span]:
                 continue
             end = block_start + match.end(2)
             if end > start:
-                spans.append((start, end))
+                spans.append(Span(start, end))
             start = block_start + match.end(3)
         if block_end > start:
-            spans.append((start, block_end))
+            spans.append(Span(start, block_end))
     return spans
 
 
@@ -60,7 +67,7 @@ def _blocks(text: str) -> list[Span]:
         while end > start and text[end - 1].isspace():
             end -= 1
         if end > start:
-            spans.append((start, end))
+            spans.append(Span(start, end))
     return spans
 
 
@@ -108,8 +115,10 @@ def chunk_text(
             used += sizes[j]
             j += 1
         j = max(j, i + 1)
-        start, end = spans[i][0], spans[j - 1][1]
-        chunks.append(Chunk(doc_id, len(chunks), start, end, text[start:end]))
+        start, end = spans[i].start, spans[j - 1].end
+        chunks.append(
+            Chunk(doc_id=doc_id, ord=len(chunks), start=start, end=end, text=text[start:end])
+        )
         if j >= len(spans):
             break
         overlap = 0 if _paragraph_break(text, spans, j) else params.overlap_sentences
@@ -118,7 +127,7 @@ def chunk_text(
 
 
 def _paragraph_break(text: str, spans: list[Span], j: int) -> bool:
-    return "\n\n" in text[spans[j - 1][1] : spans[j][0]]
+    return "\n\n" in text[spans[j - 1].end : spans[j].start]
 
 
 def _fit_sentences(
@@ -132,16 +141,18 @@ def _fit_sentences(
     fitted: list[Span] = []
     for (start, end), size in zip(spans, sizes, strict=True):
         if size <= limit:
-            fitted.append((start, end))
+            fitted.append(Span(start, end))
             continue
-        words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
+        words = [
+            Span(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])
+        ]
         word_sizes = count_tokens([text[s:e] for s, e in words])
-        piece_start, prev_end, used = words[0][0], words[0][1], 0
+        piece_start, prev_end, used = words[0].start, words[0].end, 0
         for (ws, we), wsize in zip(words, word_sizes, strict=True):
             if used and used + wsize > limit - 2:
-                fitted.append((piece_start, prev_end))
+                fitted.append(Span(piece_start, prev_end))
                 piece_start, used = ws, 0
             used += max(wsize, 1)
             prev_end = we
-        fitted.append((piece_start, prev_end))
+        fitted.append(Span(piece_start, prev_end))
     return fitted

@@ -122,8 +122,8 @@ class Engine:
             idf,
             r.generator if streaming else generation.Whole(r.generator),
             self.embedder,
-            self.settings.llm_max_prompt_tokens,
-            self.min_coverage,
+            max_prompt_tokens=self.settings.llm_max_prompt_tokens,
+            min_coverage=self.min_coverage,
             on_checks=on_checks,
         )
 
@@ -144,7 +144,16 @@ class Engine:
         query = chat.rewrite(question, history)
         t1 = time.perf_counter()
         passages = retrieval.search(snap, self.embedder, query, top_k, filters)
-        return _Retrieved(question, query, passages, snap, generator, t0, t1, time.perf_counter())
+        return _Retrieved(
+            question=question,
+            query=query,
+            passages=passages,
+            snap=snap,
+            generator=generator,
+            started=t0,
+            rewritten=t1,
+            done=time.perf_counter(),
+        )
 
     def _generator(self, mode: str | None) -> llm.Generator | None:
         """The generator for this request's mode, or None for an extractive answer."""
@@ -205,7 +214,7 @@ class Engine:
         return top_k
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Retrieved:
     """A checked request with its passages, and when each step started and ended."""
 

@@ -67,10 +67,10 @@ def answer_with_llm(
         idf,
         Whole(generator),
         embedder,
-        max_prompt_tokens,
-        min_coverage,
-        on_all_removed,
-        on_checks,
+        max_prompt_tokens=max_prompt_tokens,
+        min_coverage=min_coverage,
+        on_all_removed=on_all_removed,
+        on_checks=on_checks,
     )
     return next(e.answer for e in events if isinstance(e, Final))
 
@@ -227,15 +227,15 @@ def _compose(
             numbers[key] = len(numbers) + 1
             citations.append(
                 Citation(
-                    numbers[key],
-                    p.doc_id,
-                    p.title,
-                    p.date,
-                    p.source,
-                    check.quote,
-                    check.start,
-                    check.end,
-                    check.score,
+                    n=numbers[key],
+                    doc_id=p.doc_id,
+                    title=p.title,
+                    date=p.date,
+                    source=p.source,
+                    quote=check.quote,
+                    start=check.start,
+                    end=check.end,
+                    score=check.score,
                 )
             )
         parts.append(f"{check.claim.text} [{numbers[key]}]")

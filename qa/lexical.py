@@ -1,8 +1,10 @@
-"""Word-level text processing shared by BM25 and answer scoring: tokens, stems, stopwords."""
+"""Word-level text processing shared by BM25, answer scoring and quote checks: tokens, stems,
+stopwords, number words, and the names, acronyms and figures a question or a sentence holds."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 _WORD = re.compile(r"\w+(?:[.'’]\w+)*", re.UNICODE)
@@ -72,3 +74,68 @@ def lemma_terms(text: str) -> list[str]:
 def stem(word: str) -> str:
     """The stem of one lower-case word (stopwords too)."""
     return _stemmer().stemWord(word)
+
+
+# Words that state an amount. "one" and "half" alone are too often not amounts ("one of the...").
+NUMBER_WORDS = frozenset(
+    """two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty sixty
+    seventy eighty ninety hundred hundreds thousand thousands million millions billion billions
+    trillion trillions dozen dozens""".split()
+)
+
+# A run of capitalised words, which may be joined by a particle: "Reko Diq", "Bank of England",
+# "Vasco da Gama". Capitals also open sentences and mark months: see `name_spans`.
+NAME_RUN = re.compile(
+    r"\b[A-Z][\w’'.-]*(?:\s+(?:(?:of|de|da|van|von|al|bin|d’|d')\s+)?[A-Z][\w’'.-]*)*"
+)
+# Plain runs of capitalised words, no particles, no dots: the names `qa.chat.rewrite` carries
+# over from an earlier turn. (`name_spans` would drop an opening "Which" too, but changes the
+# query of 6 follow-ups in the dev sets: a change to measure on its own.)
+CAPITALISED_RUN = re.compile(r"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*")
+_NAME_WORD = re.compile(r"[\w’'.-]+")
+# Any capitalised run of word characters, inside compounds too ("then-ABC", "mtDNA",
+# "d’Affaires"): what a generated claim must not get wrong (`qa.verify.key_tokens`). A question's
+# names (`names`) are whole words: "al-Qaeda" is no name there, and must_match stays as measured.
+CAPITALISED = re.compile(r"[A-Z][\w’'.&-]*")
+_POSSESSIVE = re.compile(r"['’]s$", re.I)
+_LEADING_WORD = re.compile(r"[\w’']+\s+")
+
+
+def _acronym_or_figure(word: str) -> bool:
+    """ "PCP", "US", "EXIM" (not "A"); "2020", "1.25", "G20", "55-nation"."""
+    return word.isupper() and len(word) > 1 or any(ch.isdigit() for ch in word)
+
+
+def names(text: str) -> list[str]:
+    """The names, acronyms and figures of `text` as it spells them, in its order, with a
+    possessive dropped ("Pakistan's" -> "Pakistan").
+
+    A name is a capitalised word that is not a stopword; the first word, capitalised anyway,
+    counts only as an acronym or a figure.
+    """
+    found = []
+    for i, match in enumerate(_NAME_WORD.finditer(text)):
+        word = match.group().strip(".’'-")
+        if not word:
+            continue
+        is_name = word[0].isupper() and i > 0 and word.lower() not in STOPWORDS
+        if is_name or _acronym_or_figure(word):
+            found.append(_POSSESSIVE.sub("", word))
+    return found
+
+
+def name_spans(
+    text: str, is_date: Callable[[str], object] = lambda word: False
+) -> list[tuple[int, int]]:
+    """Spans of `text` that name someone or something: runs of capitalised words (`NAME_RUN`),
+    less what capitals there do not mark, an opening "In" or "The", and runs of nothing but
+    stopwords or words `is_date` calls dates (months, weekdays)."""
+    found = []
+    for m in NAME_RUN.finditer(text):
+        s, e = m.span()
+        while (w := _LEADING_WORD.match(text[s:e])) and w.group().strip().lower() in STOPWORDS:
+            s += w.end()  # "In September" -> "September", "The Commission" -> "Commission"
+        if all(w in STOPWORDS or is_date(w) for w in words(text[s:e])):
+            continue
+        found.append((s, e))
+    return found

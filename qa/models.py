@@ -1,11 +1,14 @@
-"""Small typed records the pipeline passes along: Document, Chunk, Passage, Citation, Answer."""
+"""Small typed records the pipeline passes along: Document, Chunk, Passage, Citation, Answer.
+
+The records with many fields are built with keywords only, so no two fields can be swapped.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Document:
     """A source document with its full normalized text; every offset points into `text`."""
 
@@ -29,7 +32,7 @@ class Chunk:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Passage:
     """A retrieved span of one document (overlapping chunks merged), with its fused score."""
 
@@ -45,7 +48,7 @@ class Passage:
     lexical_score: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Citation:
     """A verbatim quote: `document.text[start:end] == quote`."""
 
@@ -60,7 +63,7 @@ class Citation:
     score: float
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Answer:
     """What `Engine.ask` returns to every front end."""
 

@@ -124,25 +124,26 @@ def build_prompt(
     A passage that does not fit whole is cut after its last sentence that does, and no passage
     follows it. A prompt with no source at all has `sources == []`.
     """
-    budget = max_tokens - _prompt([], question)[1]
+    _, empty_tokens = _prompt([], question)
+    budget = max_tokens - empty_tokens
     sources: list[Source] = []
     for i, p in enumerate(passages):
         header = _header(len(sources) + 1, p)
         cost = count_tokens(f"{header}{p.text}\n\n")
         if cost <= budget:
-            sources.append(Source(len(sources) + 1, i, 0, len(p.text)))
+            sources.append(Source(n=len(sources) + 1, passage=i, start=0, end=len(p.text)))
             budget -= cost
             continue
         ends = [e for _, e in split_sentences(p.text)]
         fitting = [e for e in ends if count_tokens(f"{header}{p.text[:e]}\n\n") <= budget]
         if fitting:
-            sources.append(Source(len(sources) + 1, i, 0, fitting[-1]))
+            sources.append(Source(n=len(sources) + 1, passage=i, start=0, end=fitting[-1]))
         break
     # Token counts of joined texts can differ from the sum of the parts by a token or two.
     while True:
         messages, tokens = _prompt([_shown(s, passages) for s in sources], question)
         if tokens <= max_tokens or not sources:
-            return Prompt(messages, sources, tokens)
+            return Prompt(messages=messages, sources=sources, tokens=tokens)
         sources.pop()
 
 

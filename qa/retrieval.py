@@ -103,7 +103,10 @@ def score_chunks(
     lx = np.array([max(float(lex_all[r]), 0.0) for r in rows], dtype=np.float32)
     fused = dense_weight * _minmax(d) + (1 - dense_weight) * _minmax(lx)
     order = np.argsort(-fused, kind="stable")
-    return [Scored(rows[i], float(fused[i]), float(d[i]), float(lx[i])) for i in order]
+    return [
+        Scored(row=rows[i], score=float(fused[i]), dense=float(d[i]), lexical=float(lx[i]))
+        for i in order
+    ]
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:

@@ -67,7 +67,7 @@ class Snapshot:
             return []
         marks = ",".join("?" * len(rows))
         found = {
-            row: Chunk(doc_id, ord_, start, end, text)
+            row: Chunk(doc_id=doc_id, ord=ord_, start=start, end=end, text=text)
             for row, doc_id, ord_, start, end, text in self.db.execute(
                 f"SELECT row, doc_id, ord, start, end, text FROM chunks WHERE row IN ({marks})",
                 [int(r) for r in rows],
@@ -78,17 +78,20 @@ class Snapshot:
     def document(self, doc_id: str) -> Document:
         """One document with its full text."""
         row = self.db.execute(
-            "SELECT id, text, title, source, hash, date, place FROM documents WHERE id = ?",
+            "SELECT text, title, source, hash, date, place FROM documents WHERE id = ?",
             (doc_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"no document with id {doc_id!r}; GET /documents lists them")
-        return Document(*row)
+        text, title, source, hash_, date, place = row
+        return Document(
+            id=doc_id, text=text, title=title, source=source, hash=hash_, date=date, place=place
+        )
 
     def doc_chunks(self, doc_id: str) -> list[tuple[int, Chunk]]:
         """(row, chunk) of one document, in order."""
         return [
-            (row, Chunk(doc_id, ord_, start, end, text))
+            (row, Chunk(doc_id=doc_id, ord=ord_, start=start, end=end, text=text))
             for row, ord_, start, end, text in self.db.execute(
                 "SELECT row, ord, start, end, text FROM chunks WHERE doc_id = ? ORDER BY ord",
                 (doc_id,),

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from qa import lexical
-from qa.chunking import split_sentences
+from qa.chunking import Span, split_sentences
 from qa.embedding import Embedder
 from qa.models import Passage
 from qa.prompt import NOT_IN_SOURCES, Source
@@ -47,12 +47,7 @@ SHORTLIST = 4  # quotes per claim that get embedded, the best by the cheap check
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;–-]\s*\d+)*)\s*\]")
 _MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\s*\d[\d\s,;–-]*\])+)")
 _NUMBER = re.compile(r"\d(?:[\d,.]*\d)?")
-_CAPITALIZED = re.compile(r"[A-Z][\w’'.&-]*")
-_QUANTITY_WORDS = frozenset(
-    "two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
-    "hundred hundreds thousand thousands million millions billion billions trillion trillions "
-    "dozen dozens percent".split()
-)
+_QUANTITY_WORDS = lexical.NUMBER_WORDS | {"percent"}
 # Capitalized only because they start a sentence: never required to be in the quote.
 _SENTENCE_OPENERS = frozenset(
     "according however additionally furthermore moreover also yes overall notably meanwhile "
@@ -81,7 +76,7 @@ class Claim:
     refusal: bool = False  # the sentence says the sources don't answer
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Check:
     """How well the best quote supports a claim; `quote == document.text[start:end]`."""
 
@@ -156,7 +151,7 @@ def _numbers(spec: str) -> list[int]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Quote:
     passage: int
     start: int  # document offsets
@@ -210,7 +205,7 @@ def verify(
             scored.append(replace(row, supported=ok, cosine=cosine))
         # A supported single sentence beats a supported pair; then the better score wins.
         best = max(scored, key=lambda c: (c.supported, c.sentences == 1, c.score), default=None)
-        checks.append(best or Check(claim, False, -1, 0, 0, "", 0.0, 0.0, (), (), 0))
+        checks.append(best or _no_quote(claim))
     return checks
 
 
@@ -231,28 +226,53 @@ def _lexical_check(claim: Claim, quote: _Quote, title: str, shown: str) -> Check
         )
     )
     return Check(
-        claim,
-        False,
-        quote.passage,
-        quote.start,
-        quote.end,
-        quote.text,
-        overlap,
-        0.0,
-        missing,
-        unsupported,
-        quote.width,
+        claim=claim,
+        supported=False,
+        passage=quote.passage,
+        start=quote.start,
+        end=quote.end,
+        quote=quote.text,
+        lexical=overlap,
+        cosine=0.0,
+        missing=missing,
+        unsupported=unsupported,
+        sentences=quote.width,
+    )
+
+
+def _no_quote(claim: Claim) -> Check:
+    """The check of a claim that no quote was found for."""
+    return Check(
+        claim=claim,
+        supported=False,
+        passage=-1,
+        start=0,
+        end=0,
+        quote="",
+        lexical=0.0,
+        cosine=0.0,
+        missing=(),
+        unsupported=(),
+        sentences=0,
     )
 
 
 def _quotes(source: Source, passages: Sequence[Passage], width: int) -> list[_Quote]:
     """Runs of `width` consecutive sentences inside the shown part of the source's passage."""
     p = passages[source.passage]
-    spans = [(s, e) for s, e in split_sentences(p.text) if s >= source.start and e <= source.end]
+    spans = [s for s in split_sentences(p.text) if s.start >= source.start and s.end <= source.end]
     out = []
     for i in range(len(spans) - width + 1):
-        s, e = spans[i][0], spans[i + width - 1][1]
-        out.append(_Quote(source.passage, p.start + s, p.start + e, p.text[s:e], width))
+        s, e = spans[i].start, spans[i + width - 1].end
+        out.append(
+            _Quote(
+                passage=source.passage,
+                start=p.start + s,
+                end=p.start + e,
+                text=p.text[s:e],
+                width=width,
+            )
+        )
     return out
 
 
@@ -262,13 +282,15 @@ def windows(claim: str, quote: str) -> list[str]:
     A short claim drawn from one clause of a 60-word sentence has a low cosine with the whole
     sentence (the rest of it is about other things); its closest window measures the match.
     """
-    spans = [m.span() for m in re.finditer(r"\S+", quote)]
+    spans = [Span(*m.span()) for m in re.finditer(r"\S+", quote)]
     size = max(WINDOW_MIN_WORDS, math.ceil(1.5 * len(claim.split())))
     if len(spans) <= size:
         return [quote]
     step = max(1, size // 2)
     starts = range(0, len(spans) - size + step, step)
-    return [quote] + [quote[spans[i][0] : spans[min(i + size, len(spans)) - 1][1]] for i in starts]
+    return [quote] + [
+        quote[spans[i].start : spans[min(i + size, len(spans)) - 1].end] for i in starts
+    ]
 
 
 def key_tokens(sentence: str, context: str = "") -> set[str]:
@@ -284,7 +306,7 @@ def key_tokens(sentence: str, context: str = "") -> set[str]:
     lower_context = set(re.findall(r"\b[a-z][\w’'-]*", context))
     first = re.match(r"\W*", sentence)
     first_at = first.end() if first else 0
-    for match in _CAPITALIZED.finditer(sentence):
+    for match in lexical.CAPITALISED.finditer(sentence):
         word = _norm_name(match.group())
         if not word or word in lexical.STOPWORDS or word.isdigit():
             continue

@@ -132,7 +132,16 @@ def test_answers_quote_their_passage_verbatim_or_abstain(text, question):
     from qa import answering
     from qa.models import Passage
 
-    passage = Passage("d.txt", "Doc", None, "d.txt", 10, 10 + len(text), text, 1.0)
+    passage = Passage(
+        doc_id="d.txt",
+        title="Doc",
+        date=None,
+        source="d.txt",
+        start=10,
+        end=10 + len(text),
+        text=text,
+        score=1.0,
+    )
     result = answering.answer(question, question, [passage], lambda term: 3.0)
     assert result.abstained == (not result.citations)
     for c in result.citations:

@@ -153,7 +153,16 @@ def test_the_same_kinds_of_fact_are_answered_when_stated(engine, question, expec
 
 
 def _passage(text: str, title: str = "Schools") -> Passage:
-    return Passage("schools.txt", title, None, "schools.txt", 0, len(text), text, 1.0)
+    return Passage(
+        doc_id="schools.txt",
+        title=title,
+        date=None,
+        source="schools.txt",
+        start=0,
+        end=len(text),
+        text=text,
+        score=1.0,
+    )
 
 
 def _idf(common: set[str]):

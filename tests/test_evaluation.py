@@ -73,7 +73,14 @@ def test_ranks_recall_at_k_and_mrr() -> None:
 def test_citation_markers_are_not_answers() -> None:
     from qa.models import Answer
 
-    result = Answer("It happened twice. [1]", None, False, "q", [], [])
+    result = Answer(
+        answer="It happened twice. [1]",
+        short_answer=None,
+        abstained=False,
+        query="q",
+        citations=[],
+        passages=[],
+    )
     assert not contains_answer(metrics.answer_text(result), ["1"])
 
 

@@ -56,7 +56,16 @@ def test_without_the_bundled_file_tiktoken_would_try_to_download(tmp_path):
 def _passage(n: int, words: int = 60) -> Passage:
     sentences = [f"Sentence {i} of passage {n} says fact number {i}." for i in range(words // 8)]
     text = " ".join(sentences)
-    return Passage(f"doc{n}", f"Title {n}", "2026-02-06", f"doc{n}.txt", 0, len(text), text, 1.0)
+    return Passage(
+        doc_id=f"doc{n}",
+        title=f"Title {n}",
+        date="2026-02-06",
+        source=f"doc{n}.txt",
+        start=0,
+        end=len(text),
+        text=text,
+        score=1.0,
+    )
 
 
 def test_passages_are_numbered_best_first_and_all_fit_a_large_budget():

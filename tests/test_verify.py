@@ -46,6 +46,7 @@ def test_a_refusal_is_recognized_and_claims_nothing():
         ("It was signed with the U.S. in September 2025.", {"us", "september", "2025"}),
         ("America’s envoy is Natalie Baker.", {"america", "natalie", "baker"}),
         ("Six thousand jobs are expected.", {"six", "thousand"}),
+        ("It was paid in eighty instalments.", {"eighty"}),  # every number word counts
     ],
 )
 def test_names_and_numbers_a_quote_must_hold(sentence, required):
@@ -58,8 +59,17 @@ def article(seed_index, embedder) -> tuple[list[Passage], list[Source]]:
     snap = store.open_snapshot(seed_index, embedder.name, embedder.dim)
     doc = snap.document("reko-diq-exim-2026-02-06.txt")
     snap.close()
-    passage = Passage(doc.id, doc.title, doc.date, doc.source, 0, len(doc.text), doc.text, 1.0)
-    return [passage], [Source(1, 0, 0, len(doc.text))], doc.text
+    passage = Passage(
+        doc_id=doc.id,
+        title=doc.title,
+        date=doc.date,
+        source=doc.source,
+        start=0,
+        end=len(doc.text),
+        text=doc.text,
+        score=1.0,
+    )
+    return [passage], [Source(n=1, passage=0, start=0, end=len(doc.text))], doc.text
 
 
 # Hand-written against the seed article: what a model might write, faithful or not.
@@ -114,7 +124,10 @@ def test_a_claim_is_only_checked_against_the_sources_it_cites(article, embedder)
     passages, _, text = article
     cut = text.index("Washington announced")
     # Source [1] shows the article up to the EXIM sentence, source [2] shows the rest.
-    sources = [Source(1, 0, 0, cut - 2), Source(2, 0, cut, len(text))]
+    sources = [
+        Source(n=1, passage=0, start=0, end=cut - 2),
+        Source(n=2, passage=0, start=cut, end=len(text)),
+    ]
     claim = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq."
     wrong, right, uncited = verify(
         [Claim(claim, (1,)), Claim(claim, (2,)), Claim(claim, ())], sources, passages, embedder
