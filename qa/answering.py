@@ -24,6 +24,7 @@ from qa import answer_types, lexical
 from qa.answer_types import OTHER, Asked
 from qa.chunking import split_sentences
 from qa.models import Answer, Citation, Passage
+from qa.reader import Pair, Reader, Reading
 from qa.store import Snapshot
 
 # Weights and thresholds, measured on the squad-dev and seed-news dev sets (README "Answers").
@@ -35,6 +36,11 @@ CONTEXT_CREDIT = 0.5  # a question term found near the sentence rather than in i
 NAMES_BEFORE, NAMES_AFTER = 2, 1  # sentences around an answer where its names may stand
 NAME_IDF = 4.0  # names rarer than this (in <~2% of chunks, with the prior) must stand there
 MIN_COVERAGE = 0.4  # below this share of the question's weight, the sources don't say
+# The reader (qa/reader.py): calibrated on the dev sets, see README "Answers"
+READER_CANDIDATES = 8  # sentences it reads per question, best by the rules first
+READER_MIN_PROB = 0.1  # below this answer probability for every sentence, the sources don't say
+READER_RULE_WEIGHT = 0.3  # the rule score as a feature beside the reader's probability
+READER_MIN_SPAN_PROB = 0.3  # a short answer only when the reader's span is this likely
 
 # Words that ask for something rather than say what it is about: never required to be covered.
 _FILLER = frozenset(
@@ -103,9 +109,140 @@ def answer(
     chosen = [best] + [
         c for c in candidates[1 : MAX_SENTENCES * 3] if c.score >= EXTRA_SENTENCE_RATIO * best.score
     ][: MAX_SENTENCES - 1]
+    return compose(query, passages, chosen, short_answer(question, best.text, kind))
+
+
+@dataclass(frozen=True)
+class ReaderPolicy:
+    """How the trained reader decides (see `answer_with_reader`; measured in `qa eval`).
+
+    `min_prob`: abstain unless a sentence's answer probability reaches it. `rules`: which of the
+    rule checks still veto an answer ("missing": a name of the question the passages never
+    mention; "named", "typed", "coverage": as in `supported`). `rule_weight`: how much the rule
+    score adds to the reader's probability when ranking sentences (a tie-break at small values).
+    """
+
+    min_prob: float = READER_MIN_PROB
+    rules: frozenset[str] = frozenset({"missing", "typed"})
+    rule_weight: float = READER_RULE_WEIGHT
+    candidates: int = READER_CANDIDATES
+    min_span_prob: float = READER_MIN_SPAN_PROB
+
+
+def answer_with_reader(
+    question: str,
+    query: str,
+    passages: Sequence[Passage],
+    idf: Idf,
+    reader: Reader,
+    policy: ReaderPolicy | None = None,
+    min_coverage: float | None = None,
+) -> Answer:
+    """Like `answer`, with the reader model choosing the sentences and deciding abstention.
+
+    The rules rank the sentences; the reader reads the best `policy.candidates` of them against
+    the question (with title and neighbouring sentences) and gives each the probability that it
+    answers. The best one answers if it is likely enough and no kept rule vetoes it.
+    """
+    policy = policy or ReaderPolicy()
+    read = read_sentences(question, query, passages, idf, reader, policy.candidates)
+    return decide(question, query, passages, read, policy, min_coverage)
+
+
+@dataclass(frozen=True)
+class ReadSentences:
+    """The reader's view of a question's best sentences (see `read_sentences`)."""
+
+    kind: Asked
+    ranked: list[Candidate]  # best by the rules first
+    readings: list[Reading]  # one per ranked sentence
+    missing: set[str]  # the question's names that no passage mentions
+
+
+def read_sentences(
+    question: str,
+    query: str,
+    passages: Sequence[Passage],
+    idf: Idf,
+    reader: Reader,
+    candidates: int = READER_CANDIDATES,
+) -> ReadSentences:
+    """Rank the sentences by the rules and have the reader read the best `candidates`."""
+    kind = answer_types.asked(question)
+    ranked = score_sentences(question, passages, idf, kind, query)[:candidates]
+    readings = reader.read(question, [reader_pair(c, passages) for c in ranked])
+    return ReadSentences(kind, ranked, readings, missing_terms(question, passages))
+
+
+def decide(
+    question: str,
+    query: str,
+    passages: Sequence[Passage],
+    read: ReadSentences,
+    policy: ReaderPolicy,
+    min_coverage: float | None = None,
+) -> Answer:
+    """The answer, or an abstention, from what the reader read, by `policy`."""
+    kind, ranked, readings = read.kind, read.ranked, read.readings
+    threshold = MIN_COVERAGE if min_coverage is None else min_coverage
+    missing = read.missing if "missing" in policy.rules else set()
+    if not ranked or missing:
+        return abstain(
+            question, query, passages, why_unsupported(question, kind, ranked, threshold, missing)
+        )
+    weight = policy.rule_weight
+    order = sorted(range(len(ranked)), key=lambda i: -(readings[i].prob + weight * ranked[i].score))
+    best, top = ranked[order[0]], readings[order[0]]
+    if top.prob < policy.min_prob:
+        why = (
+            f"no sentence of the closest passages answers it (the reader model's best "
+            f"probability is {top.prob:.2f}, below {policy.min_prob:.2f})"
+        )
+        return abstain(question, query, passages, why)
+    if _vetoed(best, kind, threshold, policy.rules):
+        why = why_unsupported(question, kind, ranked, threshold, set())
+        return abstain(question, query, passages, why)
+    extra = max(policy.min_prob, EXTRA_SENTENCE_RATIO * top.prob)
+    chosen = [order[0]] + [i for i in order[1:] if readings[i].prob >= extra][: MAX_SENTENCES - 1]
+    short = None
+    if top.span is not None and top.span_prob >= policy.min_span_prob:
+        short = best.text[top.span[0] : top.span[1]].strip() or None
+    return compose(
+        query, passages, [ranked[i] for i in chosen], short, [readings[i].prob for i in chosen]
+    )
+
+
+def _vetoed(best: Candidate, kind: Asked, min_coverage: float, rules: frozenset[str]) -> bool:
+    """Whether a kept rule refuses the reader's choice."""
+    if "coverage" in rules and best.coverage < min_coverage:
+        return True
+    if "named" in rules and not best.named:
+        return True
+    return "typed" in rules and kind.kind != OTHER and not best.typed
+
+
+def reader_pair(cand: Candidate, passages: Sequence[Passage]) -> Pair:
+    """A candidate sentence as the reader reads it: with its title and its neighbours."""
+    p = passages[cand.passage]
+    spans = split_sentences(p.text)
+    local = (cand.start - p.start, cand.end - p.start)
+    i = next((k for k, span in enumerate(spans) if span == local), None)
+    before = p.text[slice(*spans[i - 1])] if i else ""
+    after = p.text[slice(*spans[i + 1])] if i is not None and i + 1 < len(spans) else ""
+    return Pair(cand.text, p.title, before, after)
+
+
+def compose(
+    query: str,
+    passages: Sequence[Passage],
+    chosen: Sequence[Candidate],
+    short: str | None,
+    scores: Sequence[float] | None = None,
+) -> Answer:
+    """The answer made of the `chosen` sentences, each quoted verbatim and cited."""
     citations, parts = [], []
     quoted: list[tuple[int, int, int]] = []  # (passage, start, end) already cited
-    for cand in chosen:
+    for k, cand in enumerate(chosen):
         p = passages[cand.passage]
         if any(i == cand.passage and a <= cand.start and cand.end <= b for i, a, b in quoted):
             continue  # the sentence an earlier quote went back to
@@ -115,6 +252,7 @@ def answer(
         quoted.append((cand.passage, start, cand.end))
         text = p.text[start - p.start : cand.end - p.start]
         n = len(citations) + 1
+        score = cand.score if scores is None else scores[k]
         citations.append(
             Citation(
                 n=n,
@@ -125,13 +263,13 @@ def answer(
                 quote=text,
                 start=start,
                 end=cand.end,
-                score=round(cand.score, 4),
+                score=round(score, 4),
             )
         )
         parts.append(f"{text} [{n}]")
     return Answer(
         answer=" ".join(parts),
-        short_answer=short_answer(question, best.text, kind),
+        short_answer=short,
         abstained=False,
         query=query,
         citations=citations,

@@ -48,6 +48,18 @@ class Settings(BaseSettings):
         description="Abstain unless a sentence covers this share of the question's words; "
         "unset = 0.40, calibrated on the dev sets (higher abstains more; see `qa eval`).",
     )
+    reader: bool = Field(
+        False,
+        description="Let the trained reader model (models/reader) choose answer sentences and "
+        "abstain; false = the word-overlap rules alone.",
+    )
+    reader_min_prob: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="With the reader: abstain unless a sentence's answer probability reaches "
+        "this; unset = 0.10, measured on the dev sets (higher abstains more).",
+    )
 
     # Generated answers (optional): any OpenAI-compatible endpoint; unset = extractive only
     llm_url: str | None = Field(

@@ -13,6 +13,7 @@ from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, default_embedder
 from qa.errors import InvalidInput
 from qa.models import Answer, Document, Passage
+from qa.reader import Reader, default_reader
 from qa.retrieval import Filters
 from qa.verify import Check
 
@@ -26,6 +27,7 @@ class Engine:
         embedder: Embedder | None = None,
         settings: Settings | None = None,
         generator: llm.Generator | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.index_dir = Path(index_dir or self.settings.index_dir)
@@ -33,6 +35,8 @@ class Engine:
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
         self.generator = generator or llm.generator_from_settings(self.settings)
         self._owns_generator = generator is None
+        # The trained reader picks sentences and abstains (QA_READER=false: the rules alone).
+        self.reader = reader or (default_reader() if self.settings.reader else None)
         self._lock = threading.Lock()
         self._snapshot: store.Snapshot | None = None
         self._idf: answering.Idf | None = None
@@ -61,6 +65,14 @@ class Engine:
         """The abstention threshold: QA_MIN_COVERAGE, or the one calibrated on the dev sets."""
         given = self.settings.min_coverage
         return answering.MIN_COVERAGE if given is None else given
+
+    @property
+    def reader_policy(self) -> answering.ReaderPolicy:
+        """How the reader decides: QA_READER_MIN_PROB, or the one calibrated on the dev sets."""
+        given = self.settings.reader_min_prob
+        return answering.ReaderPolicy(
+            min_prob=answering.READER_MIN_PROB if given is None else given
+        )
 
     def _idf_for(self, snap: store.Snapshot) -> answering.Idf:
         idf = self._idf
@@ -113,7 +125,18 @@ class Engine:
         by the LLM (streamed token by token only when somebody watches)."""
         idf = self._idf_for(r.snap)
         if r.generator is None:
-            answer = answering.answer(r.question, r.query, r.passages, idf, self.min_coverage)
+            if self.reader is not None:
+                answer = answering.answer_with_reader(
+                    r.question,
+                    r.query,
+                    r.passages,
+                    idf,
+                    self.reader,
+                    self.reader_policy,
+                    self.min_coverage,
+                )
+            else:
+                answer = answering.answer(r.question, r.query, r.passages, idf, self.min_coverage)
             return iter([generation.Final(answer)])
         return generation.stream_answer_with_llm(
             r.question,

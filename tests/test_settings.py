@@ -174,10 +174,21 @@ def test_max_question_chars_is_the_limit_over_http_and_the_cli(seed_index, seten
 
 
 def test_min_coverage_makes_qa_ask_abstain(seed_index, setenv):
-    setenv(QA_INDEX_DIR=seed_index)
+    setenv(QA_INDEX_DIR=seed_index, QA_READER="false")  # the rules' threshold
     assert not ask_json(LOAN_Q)["abstained"]
     setenv(QA_MIN_COVERAGE=1.0)
     assert ask_json(LOAN_Q)["abstained"]
+
+
+def test_reader_settings_reach_qa_ask(seed_index, setenv):
+    setenv(QA_INDEX_DIR=seed_index, QA_READER_MIN_PROB=1.0)
+    assert not ask_json(LOAN_Q)["abstained"]  # the reader is off: its threshold does nothing
+    setenv(QA_READER="true")  # no sentence is certain: the reader abstains, and says so
+    body = ask_json(LOAN_Q)
+    assert body["abstained"] and "reader model" in body["answer"]
+    setenv(QA_READER_MIN_PROB=0.1)
+    body = ask_json(LOAN_Q)
+    assert not body["abstained"] and "$1.25 billion" in body["answer"]
 
 
 # Generated answers: `qa ask` against a stub OpenAI-compatible server that records requests.

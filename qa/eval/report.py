@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qa import answering, retrieval
-from qa.eval.summary import KS, MAX_K, PIPELINE, SWEEP
+from qa.eval.summary import KS, MAX_K, PIPELINE, READER_ONLY, RULES, SWEEP
 
 if TYPE_CHECKING:
     from qa.eval.run import EvalRun
@@ -179,6 +179,12 @@ def summary_tables(summary: dict[str, Any]) -> str:
         ),
         llm_lines(s),
         calibration_table(s["calibration"], s.get("min_coverage", answering.MIN_COVERAGE)),
+        calibration_table(
+            s.get("reader_calibration") or [],
+            s.get("reader_min_prob", answering.READER_MIN_PROB),
+            "min_prob",
+            "Reader threshold (reader + kept rules; same passages, `min_prob` swept)",
+        ),
         f"Latency of Engine.ask (ms, warm): p50 {_fmt(lat['p50'], 1)}, "
         f"p95 {_fmt(lat['p95'], 1)}, mean {_fmt(lat['mean'], 1)}, max {_fmt(lat['max'], 1)}"
         f" (p50 of parts: {parts})",
@@ -202,25 +208,26 @@ def llm_lines(summary: dict[str, Any]) -> str:
     )
 
 
-def calibration_table(points: Sequence[dict[str, Any]], default: float) -> str:
+def calibration_table(
+    points: Sequence[dict[str, Any]],
+    default: float,
+    name: str = "min_coverage",
+    title: str = "Abstention threshold (extractive, rules; same passages, `min_coverage` swept)",
+) -> str:
     """The threshold sweep as markdown, the default marked."""
     if not points:
         return ""
     rows = [
         [
-            f"**{p['min_coverage']:.2f}** (default)"
-            if abs(p["min_coverage"] - default) < 1e-9
-            else f"{p['min_coverage']:.2f}",
+            f"**{p[name]:.2f}** (default)" if abs(p[name] - default) < 1e-9 else f"{p[name]:.2f}",
             _fmt(p["abstain_unanswerable"]),
             _fmt(p["answered_answerable"]),
             _fmt(p["fact_recall"]),
         ]
         for p in points
     ]
-    return "Abstention threshold (extractive; same passages, `min_coverage` swept)\n\n" + (
-        markdown_table(
-            ["min_coverage", "abstain (unans.)", "answered (answerable)", "fact recall"], rows
-        )
+    return f"{title}\n\n" + markdown_table(
+        [name, "abstain (unans.)", "answered (answerable)", "fact recall"], rows
     )
 
 
@@ -274,9 +281,29 @@ def markdown_report(run: EvalRun, max_failures: int = 40) -> str:
 def plot(run: EvalRun, path: Path) -> None:
     """Recall@k curves of the three retrievers, and bars of the answer metrics."""
     plt = pyplot()
-    colors = {"bm25": "tab:orange", "dense": "tab:blue", "fused": "tab:green"}
+    colors = {
+        "bm25": "tab:orange",
+        "dense": "tab:blue",
+        "fused": "tab:green",
+        RULES: "tab:olive",
+        READER_ONLY: "tab:purple",
+    }
     points = run.summary.get("calibration") or []
-    if points:
+    reader_points = run.summary.get("reader_calibration") or []
+    if points and reader_points:
+        fig, (left, right, cal, rcal) = plt.subplots(
+            1, 4, figsize=(26, 5.2), width_ratios=[1, 1.5, 1, 1]
+        )
+        plot_calibration(cal, points, run.summary.get("min_coverage", answering.MIN_COVERAGE))
+        plot_calibration(
+            rcal,
+            reader_points,
+            run.summary.get("reader_min_prob", answering.READER_MIN_PROB),
+            "min_prob",
+            "the reader's answer probability a sentence must reach",
+            "Reader threshold: calibration sweep",
+        )
+    elif points:
         fig, (left, right, cal) = plt.subplots(1, 3, figsize=(20, 5.2), width_ratios=[1, 1.5, 1])
         plot_calibration(cal, points, run.summary.get("min_coverage", answering.MIN_COVERAGE))
     else:
@@ -327,9 +354,16 @@ def plot(run: EvalRun, path: Path) -> None:
     save_figure(fig, path)
 
 
-def plot_calibration(ax, points: Sequence[dict[str, Any]], default: float) -> None:
+def plot_calibration(
+    ax,
+    points: Sequence[dict[str, Any]],
+    default: float,
+    name: str = "min_coverage",
+    meaning: str = "share of the question a sentence must cover",
+    title: str = "Rules' abstention threshold: calibration sweep",
+) -> None:
     """Abstention on unanswerables against answers kept, as the threshold moves."""
-    x = [p["min_coverage"] for p in points]
+    x = [p[name] for p in points]
     for key, label, style in (
         ("abstain_unanswerable", "abstain on unanswerable ↑", "o-"),
         ("answered_answerable", "answered answerable ↑", "s-"),
@@ -337,8 +371,8 @@ def plot_calibration(ax, points: Sequence[dict[str, Any]], default: float) -> No
     ):
         ax.plot(x, [p[key] if p[key] is not None else np.nan for p in points], style, label=label)
     ax.axvline(default, color="gray", ls=":", label=f"threshold in use ({default:.2f})")
-    ax.set(xlabel="min_coverage (share of the question a sentence must cover)", ylim=(0, 1.02))
-    ax.set_title("Abstention threshold: calibration sweep")
+    ax.set(xlabel=f"{name} ({meaning})", ylim=(0, 1.02))
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
 

