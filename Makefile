@@ -55,6 +55,7 @@ eval: install
 	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news
 	$(BIN)/qa eval eval/sets/squad-dev-blind --index index/eval-squad-dev --no-build --out reports/squad-dev-blind
 	$(BIN)/qa eval eval/sets/seed-news-blind --index index/eval-seed-news --no-build --out reports/seed-news-blind
+	$(BIN)/qa eval eval/sets/seed-news-preamble --index index/eval-seed-news --no-build --out reports/seed-news-preamble
 
 bench: install
 	$(BIN)/qa bench index
