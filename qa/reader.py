@@ -161,10 +161,20 @@ class Reader:
                 "restore it from git (git checkout -- models/reader) or retrain it with "
                 "`qa train reader`"
             ) from exc
-        model.eval()
-        self.model = model
+        self._use(model, self.tokenizer, int(meta.get("max_tokens", MAX_TOKENS)))
         self.meta = meta
-        self.max_tokens = int(meta.get("max_tokens", MAX_TOKENS))
+
+    @classmethod
+    def of(cls, model: ReaderModel, tokenizer, max_tokens: int = MAX_TOKENS) -> Reader:
+        """A reader around a model in memory (training's validation reads with it)."""
+        reader = cls.__new__(cls)
+        reader._use(model, tokenizer, max_tokens)
+        reader.meta = {}
+        return reader
+
+    def _use(self, model: ReaderModel, tokenizer, max_tokens: int) -> None:
+        model.eval()
+        self.model, self.tokenizer, self.max_tokens = model, tokenizer, max_tokens
         self._lock = threading.Lock()
 
     def read(self, question: str, pairs: Sequence[Pair], batch_size: int = 32) -> list[Reading]:

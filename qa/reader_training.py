@@ -348,9 +348,7 @@ def validate(
     probability."""
     from qa.reader import Reader
 
-    reader = Reader.__new__(Reader)
-    reader.model, reader.tokenizer, reader.max_tokens = model, tokenizer, max_tokens
-    reader._lock = __import__("threading").Lock()
+    reader = Reader.of(model, tokenizer, max_tokens)
     best_ans, best_unans, top_ok, span_em = [], [], 0, 0
     n_ans = 0
     for q in questions:
