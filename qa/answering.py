@@ -24,7 +24,7 @@ from qa import answer_types, lexical
 from qa.answer_types import OTHER, Asked
 from qa.chunking import split_sentences
 from qa.models import Answer, Citation, Passage
-from qa.reader import Pair, Reader, Reading
+from qa.reader import Pair, Reader, Reading, pairs_in
 from qa.store import Snapshot
 
 # Weights and thresholds, measured on the squad-dev and seed-news dev sets (README "Answers").
@@ -170,7 +170,7 @@ def read_sentences(
     """Rank the sentences by the rules and have the reader read the best `candidates`."""
     kind = answer_types.asked(question)
     ranked = score_sentences(question, passages, idf, kind, query)[:candidates]
-    readings = reader.read(question, [reader_pair(c, passages) for c in ranked])
+    readings = reader.read(question, reader_pairs(ranked, passages))
     return ReadSentences(kind, ranked, readings, missing_terms(question, passages))
 
 
@@ -212,8 +212,11 @@ def decide(
     )
 
 
+SENTENCE_RULES = frozenset({"coverage", "named", "typed"})  # the checks `supported` makes
+
+
 def _vetoed(best: Candidate, kind: Asked, min_coverage: float, rules: frozenset[str]) -> bool:
-    """Whether a kept rule refuses the reader's choice."""
+    """Whether one of `rules` (of `SENTENCE_RULES`) refuses the sentence chosen."""
     if "coverage" in rules and best.coverage < min_coverage:
         return True
     if "named" in rules and not best.named:
@@ -221,15 +224,22 @@ def _vetoed(best: Candidate, kind: Asked, min_coverage: float, rules: frozenset[
     return "typed" in rules and kind.kind != OTHER and not best.typed
 
 
-def reader_pair(cand: Candidate, passages: Sequence[Passage]) -> Pair:
-    """A candidate sentence as the reader reads it: with its title and its neighbours."""
-    p = passages[cand.passage]
-    spans = split_sentences(p.text)
-    local = (cand.start - p.start, cand.end - p.start)
-    i = next((k for k, span in enumerate(spans) if span == local), None)
-    before = p.text[slice(*spans[i - 1])] if i else ""
-    after = p.text[slice(*spans[i + 1])] if i is not None and i + 1 < len(spans) else ""
-    return Pair(cand.text, p.title, before, after)
+def reader_pairs(ranked: Sequence[Candidate], passages: Sequence[Passage]) -> list[Pair]:
+    """The candidates as the reader reads them, with their titles and neighbours; each passage
+    is split into sentences once."""
+    located: dict[int, dict[tuple[int, int], Pair]] = {}
+    out = []
+    for cand in ranked:
+        if cand.passage not in located:
+            p = passages[cand.passage]
+            spans = split_sentences(p.text)
+            pairs = pairs_in(p.text, p.title, spans)
+            located[cand.passage] = {
+                (p.start + s, p.start + e): pair for (s, e), pair in zip(spans, pairs, strict=True)
+            }
+        title = passages[cand.passage].title
+        out.append(located[cand.passage].get((cand.start, cand.end), Pair(cand.text, title)))
+    return out
 
 
 def compose(
@@ -360,10 +370,9 @@ def _quoted(items: list[str]) -> str:
 
 
 def supported(best: Candidate, kind: Asked, min_coverage: float) -> bool:
-    """Whether the best sentence covers the question and holds the asked-for kind of answer."""
-    if best.coverage < min_coverage or not best.named:
-        return False
-    return kind.kind == OTHER or best.typed
+    """Whether the best sentence covers the question, near its names, and holds the asked-for
+    kind of answer: no rule vetoes it."""
+    return not _vetoed(best, kind, min_coverage, SENTENCE_RULES)
 
 
 def must_match(question: str) -> set[str]:

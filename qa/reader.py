@@ -98,6 +98,20 @@ class ReaderModel(nn.Module):
         return out
 
 
+def pairs_in(text: str, title: str, spans: Sequence[tuple[int, int]]) -> list[Pair]:
+    """Each sentence of `text` (at `spans`) as the reader reads it: with the document's title
+    and the sentences before and after it."""
+    return [
+        Pair(
+            sentence=text[s:e],
+            title=title,
+            before=text[slice(*spans[i - 1])] if i else "",
+            after=text[slice(*spans[i + 1])] if i + 1 < len(spans) else "",
+        )
+        for i, (s, e) in enumerate(spans)
+    ]
+
+
 def encode(tokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MAX_TOKENS) -> dict:
     """Token ids for (question, pair) inputs, with the mask of the sentence's own tokens and,
     per row, each token's character offsets into the sentence (-1 outside it)."""

@@ -26,7 +26,16 @@ import torch
 
 from qa import lexical
 from qa.chunking import split_sentences
-from qa.reader import CONFIG, MAX_TOKENS, WEIGHTS, Pair, ReaderModel, base_model_dir, encode
+from qa.reader import (
+    CONFIG,
+    MAX_TOKENS,
+    WEIGHTS,
+    Pair,
+    ReaderModel,
+    base_model_dir,
+    encode,
+    pairs_in,
+)
 
 # Articles kept back for validation (never trained on): history, mathematics, a city, a company.
 VALIDATION_ARTICLES = ("Normans", "Prime_number", "Jacksonville,_Florida", "Sky_(United_Kingdom)")
@@ -110,22 +119,9 @@ def title_of(article: str) -> str:
     return article.replace("_", " ")
 
 
-def sentences_of(text: str) -> list[tuple[int, int]]:
-    return split_sentences(text)
-
-
 def pairs_of(text: str, title: str) -> list[Pair]:
     """Every sentence of a paragraph as a reader pair, with its neighbours."""
-    spans = sentences_of(text)
-    return [
-        Pair(
-            text[s:e],
-            title,
-            text[spans[i - 1][0] : spans[i - 1][1]] if i > 0 else "",
-            text[spans[i + 1][0] : spans[i + 1][1]] if i + 1 < len(spans) else "",
-        )
-        for i, (s, e) in enumerate(spans)
-    ]
+    return pairs_in(text, title, split_sentences(text))
 
 
 def _overlap(question_terms: set[str], text: str) -> int:
@@ -148,8 +144,8 @@ def examples_for(q: Question, corpus: Corpus, rng: random.Random) -> list[Exampl
     """The training rows of one question (see the module docstring)."""
     context = corpus.paragraphs[(q.article, q.para)]
     title = title_of(q.article)
-    spans = sentences_of(context)
-    pairs = pairs_of(context, title)
+    spans = split_sentences(context)
+    pairs = pairs_in(context, title, spans)
     terms = set(lexical.terms(q.text))
     rows: list[Example] = []
     gold = None if q.unanswerable else answer_sentence(q, context, spans)
@@ -166,8 +162,6 @@ def examples_for(q: Question, corpus: Corpus, rng: random.Random) -> list[Exampl
     others.sort(key=lambda i: (-_overlap(terms, pairs[i].sentence), rng.random()))
     for i in others[: HARD_NEGATIVES[q.unanswerable]]:
         rows.append(Example(q.id, q.text, pairs[i], 0, None, q.unanswerable))
-    for row in rows:
-        row.unanswerable = q.unanswerable
     return rows
 
 
