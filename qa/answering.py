@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -149,6 +149,24 @@ def answer_with_reader(
     return decide(question, query, passages, read, policy, min_coverage)
 
 
+def answer_with_reader_span(
+    question: str,
+    query: str,
+    passages: Sequence[Passage],
+    idf: Idf,
+    reader: Reader,
+    policy: ReaderPolicy | None = None,
+    min_coverage: float | None = None,
+) -> Answer:
+    """The rules' `answer`, with the short answer the reader reads in the sentence they chose
+    (one pair read; see `with_reader_span`)."""
+    rules = answer(question, query, passages, idf, min_coverage)
+    if rules.abstained:
+        return rules
+    read = read_sentences(question, query, passages, idf, reader, candidates=1)
+    return with_reader_span(rules, read, policy or ReaderPolicy())
+
+
 @dataclass(frozen=True)
 class ReadSentences:
     """The reader's view of a question's best sentences (see `read_sentences`)."""
@@ -210,6 +228,19 @@ def decide(
     return compose(
         query, passages, [ranked[i] for i in chosen], short, [readings[i].prob for i in chosen]
     )
+
+
+def with_reader_span(answer: Answer, read: ReadSentences, policy: ReaderPolicy) -> Answer:
+    """The rules' `answer` with the reader's short answer from the sentence the rules chose
+    (read first: `read.ranked` is the rules' order) when the reader's span is likely enough, else
+    the rules' own short answer. Sentences, citations and abstention stay the rules'."""
+    if answer.abstained or not read.ranked:
+        return answer
+    top = read.readings[0]
+    if top.span is None or top.span_prob < policy.min_span_prob:
+        return answer
+    short = read.ranked[0].text[top.span[0] : top.span[1]].strip()
+    return replace(answer, short_answer=short or answer.short_answer)
 
 
 SENTENCE_RULES = frozenset({"coverage", "named", "typed"})  # the checks `supported` makes

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa.errors import InvalidInput
@@ -15,6 +16,8 @@ MAX_TOP_K = 50  # passages one request may ask for
 MAX_QUESTION_CHARS = 2000  # default longest question (QA_MAX_QUESTION_CHARS)
 QUESTION_CHARS_CEILING = 100_000  # the most QA_MAX_QUESTION_CHARS may allow
 LLM_MAX_PROMPT_TOKENS = 3000  # default prompt budget (QA_LLM_MAX_PROMPT_TOKENS)
+
+ReaderUse = Literal["off", "short", "full"]  # QA_READER
 
 
 class Settings(BaseSettings):
@@ -48,11 +51,29 @@ class Settings(BaseSettings):
         description="Abstain unless a sentence covers this share of the question's words; "
         "unset = 0.40, calibrated on the dev sets (higher abstains more; see `qa eval`).",
     )
-    reader: bool = Field(
-        False,
-        description="Let the trained reader model (models/reader) choose answer sentences and "
-        "abstain; false = the word-overlap rules alone.",
+    reader: ReaderUse = Field(
+        "short",
+        description="How the trained reader model (models/reader) is used: `short` = the rules "
+        "choose the sentences and abstain, the reader gives the short answer; `full` = the reader "
+        "also chooses the sentences and abstains (true = full); `off` = the rules alone (false).",
     )
+
+    @field_validator("reader", mode="before")
+    @classmethod
+    def _reader_bools(cls, value: object) -> object:
+        """QA_READER=true/false, as before `short` existed: the full reader, or none."""
+        if isinstance(value, bool):
+            return "full" if value else "off"
+        words = {
+            "true": "full",
+            "1": "full",
+            "yes": "full",
+            "false": "off",
+            "0": "off",
+            "no": "off",
+        }
+        return words.get(value.strip().lower(), value) if isinstance(value, str) else value
+
     reader_min_prob: float | None = Field(
         None,
         ge=0.0,

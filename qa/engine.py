@@ -35,8 +35,9 @@ class Engine:
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
         self.generator = generator or llm.generator_from_settings(self.settings)
         self._owns_generator = generator is None
-        # The trained reader picks sentences and abstains (QA_READER=false: the rules alone).
-        self.reader = reader or (default_reader() if self.settings.reader else None)
+        # The trained reader: short answers (QA_READER=short), or sentences and abstention too
+        # (full); QA_READER=off: the rules alone.
+        self.reader = None if self.settings.reader == "off" else reader or default_reader()
         self._lock = threading.Lock()
         self._snapshot: store.Snapshot | None = None
         self._idf: answering.Idf | None = None
@@ -126,7 +127,12 @@ class Engine:
         idf = self._idf_for(r.snap)
         if r.generator is None:
             if self.reader is not None:
-                answer = answering.answer_with_reader(
+                read_with = (
+                    answering.answer_with_reader
+                    if self.settings.reader == "full"
+                    else answering.answer_with_reader_span
+                )
+                answer = read_with(
                     r.question,
                     r.query,
                     r.passages,

@@ -249,7 +249,8 @@ def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path
     index = tmp_path / "index"
     index_paths([tiny_set / "corpus"], index, embedder)
     asked = bench_ask.bench_ask(index, load_questions(tiny_set), warmup=1)
-    assert asked["questions"] == 3 and len(asked["samples"]["ask_ms"]) == 3
+    assert asked["questions"] == 3 and len(asked["samples"]["short_ms"]) == 3
+    assert set(asked["by_reader_ms"]) == {"off", "short", "full"}
     assert "Engine.ask" in bench_ask.format_ask(asked)
     assert bench_ask.plot_ask(asked, tmp_path / "ask.png").stat().st_size > 0
 

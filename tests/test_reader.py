@@ -100,6 +100,21 @@ def test_the_short_answer_is_the_readers_span(reader):
     assert result.short_answer and "1931" in result.short_answer
 
 
+def test_the_rules_answer_takes_the_readers_short_answer_and_nothing_else(reader):
+    question, answer, near_miss = NEAR_MISSES[0]
+    passages = [_passage(f"{near_miss} {answer}", "Bridge")]
+    rules = answering.answer(question, question, passages, _flat_idf)
+    read = answering.read_sentences(question, question, passages, _flat_idf, reader)
+    result = answering.with_reader_span(rules, read, answering.ReaderPolicy())
+    assert result.citations == rules.citations and result.answer == rules.answer
+    assert read.ranked[0].text in rules.answer  # the reader's span comes from the rules' choice
+    assert result.short_answer and result.short_answer in read.ranked[0].text
+    unsure = answering.ReaderPolicy(min_span_prob=1.01)  # no span is ever likely enough
+    assert answering.with_reader_span(rules, read, unsure).short_answer == rules.short_answer
+    refused = answering.abstain(question, question, passages, "no sentence says")
+    assert answering.with_reader_span(refused, read, answering.ReaderPolicy()) is refused
+
+
 def _flat_idf(term: str) -> float:
     return 3.0
 

@@ -180,9 +180,24 @@ def test_min_coverage_makes_qa_ask_abstain(seed_index, setenv):
     assert ask_json(LOAN_Q)["abstained"]
 
 
+def test_qa_reader_chooses_who_gives_the_short_answer(seed_index, setenv, tmp_path):
+    setenv(QA_INDEX_DIR=seed_index, QA_READER="off")
+    rules = ask_json(LOAN_Q)
+    setenv(QA_READER="short")
+    short = ask_json(LOAN_Q)
+    # The same sentences and citations; the short answer is the reader's span in the cited quote.
+    assert short["answer"] == rules["answer"] and short["citations"] == rules["citations"]
+    assert short["short_answer"] and short["short_answer"] in short["citations"][0]["quote"]
+    assert "1.25 billion" in short["short_answer"]
+    setenv(QA_READER="sometimes")
+    code, _, err = qa("ask", LOAN_Q)
+    assert code != 0 and "QA_READER='sometimes'" in err and "'off', 'short' or 'full'" in err
+
+
 def test_reader_settings_reach_qa_ask(seed_index, setenv):
     setenv(QA_INDEX_DIR=seed_index, QA_READER_MIN_PROB=1.0)
-    assert not ask_json(LOAN_Q)["abstained"]  # the reader is off: its threshold does nothing
+    # By default the reader gives the short answer only: its threshold does nothing.
+    assert not ask_json(LOAN_Q)["abstained"]
     setenv(QA_READER="true")  # no sentence is certain: the reader abstains, and says so
     body = ask_json(LOAN_Q)
     assert body["abstained"] and "reader model" in body["answer"]

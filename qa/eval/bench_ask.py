@@ -1,4 +1,5 @@
-"""`qa bench ask`: warm `Engine.ask` latency against one query encode + one FAISS search."""
+"""`qa bench ask`: warm `Engine.ask` latency, with each use of the reader, against one query
+encode + one FAISS search."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from qa.eval.timing import Say, context_line, latency_stats, quiet, torch_thread
 TARGET_ASK_P50_MS = 60.0
 
 
+READER_USES = ("off", "short", "full")  # QA_READER's values, each timed on the same questions
+
+
 def bench_ask(
     index_dir: Path,
     questions: Sequence[EvalQuestion],
@@ -26,32 +30,46 @@ def bench_ask(
     warmup: int = 3,
     say: Say = quiet,
 ) -> dict[str, Any]:
-    """Warm `Engine.ask` latency vs one query encode + one FAISS search, same questions."""
+    """Warm `Engine.ask` latency for each `QA_READER` use vs one query encode + one FAISS
+    search, on the same questions, in rotating order (the machine's noise falls on all alike)."""
     from qa.engine import Engine
 
-    engine = Engine(index_dir)
-    top_k = top_k or engine.settings.top_k
-    snap = engine.snapshot()
+    base = Engine(index_dir)
+    engines = {
+        use: Engine(
+            index_dir,
+            embedder=base.embedder,
+            settings=base.settings.model_copy(update={"reader": use}),
+        )
+        for use in READER_USES
+    }
+    default = base.settings.reader
+    top_k = top_k or base.settings.top_k
+    snap = base.snapshot()
     questions = list(questions)[: n or None]
-    for q in questions[:warmup]:
-        engine.ask(q.question, history=q.messages(), top_k=top_k)
-    say(f"asking {len(questions)} questions (warm), floor and ask alternating")
-    floor_ms, ask_ms = [], []
-    parts: dict[str, list[float]] = {"rewrite": [], "retrieve": [], "answer": []}
+    for engine in engines.values():
+        for q in questions[:warmup]:
+            engine.ask(q.question, history=q.messages(), top_k=top_k)
+    steps = ("floor", *READER_USES)
+    say(f"asking {len(questions)} questions (warm), floor and each QA_READER use in turn")
+    ms: dict[str, list[float]] = {step: [] for step in steps}
+    parts = {use: {"rewrite": [], "retrieve": [], "answer": []} for use in READER_USES}
     for i, q in enumerate(questions):
         query = chat.rewrite(q.question, q.messages())
-        for step in ("floor", "ask") if i % 2 == 0 else ("ask", "floor"):
+        for step in steps[i % len(steps) :] + steps[: i % len(steps)]:
             t0 = time.perf_counter()
             if step == "floor":
-                vector = engine.embedder.embed_query(query)
+                vector = base.embedder.embed_query(query)
                 snap.vectors.search(vector.reshape(1, -1), top_k)
-                floor_ms.append((time.perf_counter() - t0) * 1e3)
+                ms[step].append((time.perf_counter() - t0) * 1e3)
             else:
-                result = engine.ask(q.question, history=q.messages(), top_k=top_k)
-                ask_ms.append((time.perf_counter() - t0) * 1e3)
-                for part, values in parts.items():
+                result = engines[step].ask(q.question, history=q.messages(), top_k=top_k)
+                ms[step].append((time.perf_counter() - t0) * 1e3)
+                for part, values in parts[step].items():
                     values.append(result.timings_ms.get(part, 0.0))
-    ask, fl = latency_stats(ask_ms), latency_stats(floor_ms)
+    for engine in (base, *engines.values()):
+        engine.close()
+    ask = latency_stats(ms[default])
     return {
         "bench": "ask",
         "info": run_info()
@@ -60,38 +78,57 @@ def bench_ask(
             "index_version": snap.version,
             "top_k": top_k,
             "torch_threads": torch_threads(),
+            "reader_default": default,
         },
         "questions": len(questions),
         "chunks": snap.n_chunks,
         "ask_ms": ask,
-        "floor_ms": fl,
-        "ask_parts_p50_ms": {k: percentile(v, 50) for k, v in parts.items()},
+        "floor_ms": latency_stats(ms["floor"]),
+        "by_reader_ms": {use: latency_stats(ms[use]) for use in READER_USES},
+        "parts_p50_ms": {
+            use: {k: percentile(v, 50) for k, v in p.items()} for use, p in parts.items()
+        },
         # Paired per question: the time Engine.ask spends beyond its floor.
-        "overhead_p50_ms": percentile([a - f for a, f in zip(ask_ms, floor_ms, strict=True)], 50),
-        "samples": {"ask_ms": ask_ms, "floor_ms": floor_ms},
+        "overhead_p50_ms": percentile(
+            [a - f for a, f in zip(ms[default], ms["floor"], strict=True)], 50
+        ),
+        "samples": {"floor_ms": ms["floor"]} | {f"{use}_ms": ms[use] for use in READER_USES},
         "targets": {"ask_p50_ms_below": TARGET_ASK_P50_MS},
         "meets": {"ask_p50": ask["p50"] < TARGET_ASK_P50_MS},
     }
 
 
 def format_ask(r: dict[str, Any]) -> str:
-    a, f, parts = r["ask_ms"], r["floor_ms"], r["ask_parts_p50_ms"]
-    rows = [
-        [
-            "Engine.ask",
-            f"{a['p50']:.1f}",
-            f"{a['p95']:.1f}",
-            f"{a['mean']:.1f}",
-            f"p50 < {TARGET_ASK_P50_MS:.0f} {verdict(r['meets']['ask_p50'])}",
-        ],
+    default = r["info"]["reader_default"]
+    rows = []
+    for use, a in r["by_reader_ms"].items():
+        target = f"p50 < {TARGET_ASK_P50_MS:.0f} {verdict(r['meets']['ask_p50'])}"
+        rows.append(
+            [
+                f"Engine.ask, QA_READER={use}"
+                + (" (this run's setting)" if use == default else ""),
+                f"{a['p50']:.1f}",
+                f"{a['p95']:.1f}",
+                f"{a['mean']:.1f}",
+                target if use == default else "",
+            ]
+        )
+    f = r["floor_ms"]
+    rows.append(
         [
             "floor: 1 query encode + FAISS top-k",
             f"{f['p50']:.1f}",
             f"{f['p95']:.1f}",
             f"{f['mean']:.1f}",
             "",
-        ],
-        ["Engine.ask - floor, per question", f"{r['overhead_p50_ms']:.1f}", "", "", ""],
+        ]
+    )
+    rows.append(
+        [f"Engine.ask ({default}) - floor, per question", f"{r['overhead_p50_ms']:.1f}", "", "", ""]
+    )
+    parts = [
+        f"{use}: " + ", ".join(f"{k} {v:.1f}" for k, v in p.items())
+        for use, p in r["parts_p50_ms"].items()
     ]
     return "\n".join(
         [
@@ -101,9 +138,8 @@ def format_ask(r: dict[str, Any]) -> str:
             "",
             markdown_table(["ms per question", "p50", "p95", "mean", "target"], rows),
             "",
-            "Engine.ask parts, p50 ms: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
-            + " (retrieve includes the query encode)",
+            "Engine.ask parts, p50 ms (retrieve includes the query encode; answer includes the "
+            "reader): " + "; ".join(parts),
         ]
     )
 
@@ -112,10 +148,9 @@ def plot_ask(r: dict[str, Any], path: Path) -> Path:
     """Latency distributions (CDF) of Engine.ask and of its floor."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for key, label, color in (
-        ("ask_ms", "Engine.ask", "tab:green"),
-        ("floor_ms", "floor: query encode + FAISS search", "tab:gray"),
-    ):
+    colors = {"off": "tab:olive", "short": "tab:green", "full": "tab:purple"}
+    curves = [(f"{use}_ms", f"Engine.ask, QA_READER={use}", c) for use, c in colors.items()]
+    for key, label, color in (*curves, ("floor_ms", "floor: query encode + FAISS", "tab:gray")):
         values = np.sort(r["samples"][key])
         ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=color, label=label)
     ax.axvline(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qa import answering, retrieval
-from qa.eval.summary import KS, MAX_K, PIPELINE, READER_ONLY, RULES, SWEEP
+from qa.eval.summary import KS, MAX_K, PIPELINE, READER_ONLY, RULES, RULES_READER_SPAN, SWEEP
 
 if TYPE_CHECKING:
     from qa.eval.run import EvalRun
@@ -287,6 +287,7 @@ def plot(run: EvalRun, path: Path) -> None:
         "fused": "tab:green",
         RULES: "tab:olive",
         READER_ONLY: "tab:purple",
+        RULES_READER_SPAN: "tab:cyan",
     }
     points = run.summary.get("calibration") or []
     reader_points = run.summary.get("reader_calibration") or []

@@ -30,6 +30,7 @@ from qa.eval.summary import (
     RESCUED,
     RETRIEVERS,
     RULES,
+    RULES_READER_SPAN,
     SWEEP,
     summarize,
 )
@@ -129,11 +130,15 @@ def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -
     def flags(p: answering.ReaderPolicy) -> dict[str, Any]:
         return scorer.answer(q, answering.decide(*args, read, p, engine.min_coverage))
 
-    rules = scorer.answer(q, answering.answer(*args, idf, engine.min_coverage))
+    rules_answer = answering.answer(*args, idf, engine.min_coverage)
+    rules = scorer.answer(q, rules_answer)
     return {
         "answers_by_retriever": {
             RULES: _brief(rules),
             READER_ONLY: _brief(flags(replace(policy, rules=frozenset()))),
+            RULES_READER_SPAN: _brief(
+                scorer.answer(q, answering.with_reader_span(rules_answer, read, policy))
+            ),
         },
         "reader_calibration": {
             f"{t:.2f}": {

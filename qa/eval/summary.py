@@ -18,6 +18,7 @@ SWEEP = tuple(round(0.2 + 0.05 * i, 2) for i in range(11))  # min_coverage value
 EXTRACTIVE = "fused extractive"  # in LLM mode: the extractive answer from the same passages
 RULES = "fused, rules only"  # with the reader on: the word-overlap rules alone, same passages
 READER_ONLY = "fused, reader only"  # the reader with no rule veto, same passages
+RULES_READER_SPAN = "fused, rules + reader's short answer"  # the rules' answer, the reader's span
 READER_SWEEP = tuple(round(0.1 * i, 1) for i in range(1, 10))  # reader min_prob values swept
 RESCUED = "llm, extractive when all removed"  # in LLM mode: as with on_all_removed="extractive"
 
@@ -43,7 +44,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if llm:
         names.append(EXTRACTIVE)
     present = records[0]["answers_by_retriever"] if records else {}
-    names += [n for n in (RULES, READER_ONLY) if n in present]
+    names += [n for n in (RULES, READER_ONLY, RULES_READER_SPAN) if n in present]
     for name in [*names, PIPELINE, *([RESCUED] if llm else [])]:
         if name == PIPELINE:
             view = list(records)
