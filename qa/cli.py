@@ -125,15 +125,25 @@ def _print_answer(result, top_k_shown: int = 3) -> None:
         typer.echo(f"Short answer: {result.short_answer}")
     for c in result.citations:
         date = f", {c.date}" if c.date else ""
-        typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}, chars {c.start}-{c.end})")
+        where = _where(c)
+        typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}, {where}chars {c.start}-{c.end})")
         typer.echo(f"      “{c.quote}”")
     if result.abstained and result.passages:
         typer.echo("Related reading:")
         for p in result.passages[:top_k_shown]:
             snippet = p.text[:160].replace("\n", " ")
-            typer.echo(f"  - {p.title} ({p.doc_id}, chars {p.start}-{p.end}): {snippet}…")
+            where = _where(p)
+            typer.echo(f"  - {p.title} ({p.doc_id}, {where}chars {p.start}-{p.end}): {snippet}…")
     for note in result.notes:  # LLM mode: removed sentences, fallbacks
         typer.secho(f"note: {note}", dim=True)
+
+
+def _where(item) -> str:
+    """ "p. 3 · Results, " for a citation or passage with a location, else ""."""
+    from qa.locations import label
+
+    where = label(item.page, item.section, item.ocr)
+    return f"{where}, " if where else ""
 
 
 @app.command()
