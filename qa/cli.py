@@ -391,6 +391,31 @@ def bench_index(
     typer.echo(f"\nwrote {path}")
 
 
+@bench_app.command("ocr")
+def bench_ocr(
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="Text drawn onto the pages [default: squad-dev's first]."),
+    ] = None,
+    pages: Annotated[int, typer.Option(min=1, max=50, help="Scanned pages to read.")] = 3,
+    out: BenchOut = Path("reports/bench"),
+) -> None:
+    """OCR seconds per scanned PDF page, beside Tesseract alone on the same page images."""
+    from qa.eval import bench_ocr, report, sets, timing
+
+    try:
+        if source is None:
+            eval_set = sets.load_set(BENCH_SET)
+            eval_set.require(eval_set.corpus)
+            source = sorted(p for d in eval_set.corpus for p in Path(d).glob("*.txt"))[0]
+        result = bench_ocr.bench_ocr(source, pages, say=timing.stderr_say)
+    except QAError as exc:
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / "ocr.json")
+    typer.echo(bench_ocr.format_ocr(result))
+    typer.echo(f"\nwrote {path}")
+
+
 @bench_app.command("ask")
 def bench_ask(
     index: Annotated[

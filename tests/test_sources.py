@@ -128,10 +128,15 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(corpus, tmp_path_factory, embedder):
+def index_dir(corpus, tmp_path_factory, embedder) -> Path:
     index_dir = tmp_path_factory.mktemp("sources-index")
     report = index_paths([corpus], index_dir, embedder)
     assert report.ok, report.failed
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def engine(index_dir, embedder):
     engine = Engine(index_dir, embedder=embedder)
     yield engine
     engine.close()
@@ -227,6 +232,20 @@ def test_scanned_pdf_is_answered_through_ocr_with_its_page(engine):
     citation = cited(engine, "How much is the penalty for each day of delay?", "contract-scan.pdf")
     assert "900 euros" in citation.quote
     assert (citation.page, citation.ocr) == (2, True)
+
+
+def test_qa_ask_prints_where_each_quote_is(index_dir):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    question = "How many bus drivers will the transport company hire?"
+    result = CliRunner().invoke(app, ["ask", question, "--index", str(index_dir)])
+    assert result.exit_code == 0, result.output
+    assert "(transport.docx, Staffing > Drivers, chars " in result.output
+    as_json = CliRunner().invoke(app, ["ask", question, "--index", str(index_dir), "--json"])
+    (first, *_) = json.loads(as_json.output)["citations"]
+    assert (first["section"], first["page"], first["ocr"]) == ("Staffing > Drivers", None, False)
 
 
 def test_search_passages_carry_their_location(engine):
