@@ -175,9 +175,9 @@ def index_files(
 
 
 def _ocr_progress(progress: bool, on_progress: Progress | None) -> ingest.OnPage | None:
-    """Progress of OCR through a scanned PDF's pages: stage "ocr", or a bar in a terminal."""
+    """OCR progress through a scanned PDF: stage "reading scanned pages", or a terminal bar."""
     if on_progress is not None:
-        return lambda done, total: on_progress("ocr", done, total)
+        return lambda done, total: on_progress("reading scanned pages", done, total)
     if not progress:
         return None
     from tqdm.auto import tqdm

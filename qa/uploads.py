@@ -231,7 +231,7 @@ class Jobs:
                     outcome.filename,
                     max_bytes=max_bytes,
                     on_page=lambda done, total: self._update(
-                        job, stage="ocr", done=done, total=total
+                        job, stage="reading scanned pages", done=done, total=total
                     ),
                 )
             except InvalidInput as exc:
