@@ -2,7 +2,7 @@
 
 Both come from Debian packages (`make install` and `.ci/run` install them when missing);
 pytesseract runs the `tesseract` program. Pages are rendered at 300 dpi in grey, the resolution
-Tesseract is tuned for.
+Tesseract is tuned for, as uncompressed PGM (PNG's compression took longer than the rendering).
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def read_pages(pdf: bytes, pages: Sequence[int]) -> Iterator[str]:
         for page in pages:
             image = Path(tmp) / f"page-{page}"
             subprocess.run(
-                ["pdftoppm", "-f", str(page), "-l", str(page), "-r", str(DPI), "-gray", "-png"]
+                ["pdftoppm", "-f", str(page), "-l", str(page), "-r", str(DPI), "-gray"]
                 + ["-singlefile", str(source), str(image)],
                 check=True,
                 capture_output=True,
                 timeout=300,
             )
-            png = image.with_suffix(".png")
-            yield pytesseract.image_to_string(str(png), lang=LANGUAGE)
-            png.unlink()
+            pgm = image.with_suffix(".pgm")
+            yield pytesseract.image_to_string(str(pgm), lang=LANGUAGE)
+            pgm.unlink()

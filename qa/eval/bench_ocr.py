@@ -49,17 +49,17 @@ def bench_ocr(source: Path, pages: int = 3, say: Say = quiet) -> dict[str, Any]:
     text = ingest.load(source, source.name).text
     drawn = page_images(text, pages)
     with tempfile.TemporaryDirectory(prefix="qa-bench-ocr-") as tmp:
-        pngs = []
+        images_on_disk = []
         for n, (image, _) in enumerate(drawn):
-            pngs.append(Path(tmp) / f"page-{n + 1}.png")
-            image.save(pngs[-1], dpi=(300, 300))
+            images_on_disk.append(Path(tmp) / f"page-{n + 1}.pgm")  # what pdftoppm gives Tesseract
+            image.save(images_on_disk[-1], dpi=(300, 300))
         pdf = Path(tmp) / "scan.pdf"
         images = [image for image, _ in drawn]
         images[0].save(pdf, save_all=True, append_images=images[1:], resolution=300)
         say(f"floor: Tesseract alone on {pages} page images")
         t0 = time.perf_counter()
-        for png in pngs:
-            pytesseract.image_to_string(str(png), lang=ocr.LANGUAGE)
+        for page_file in images_on_disk:
+            pytesseract.image_to_string(str(page_file), lang=ocr.LANGUAGE)
         floor_s = time.perf_counter() - t0
         say(f"pipeline: ingest.load of the {pages}-page scanned PDF")
         t0 = time.perf_counter()
