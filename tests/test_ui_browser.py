@@ -199,7 +199,8 @@ def test_a_pdf_citation_shows_its_page(browser_context, qa_up, tmp_path) -> None
     answer = page.get_by_test_id("stChatMessage").nth(1)
     expect(answer).to_contain_text("8,300")
     card = answer.get_by_test_id("stExpander").first
-    expect(card.locator("summary")).to_contain_text("Zentrix Quarry · p. 2")
+    expect(card.locator("summary")).to_contain_text("[1] Zentrix Quarry · ")  # then its date
+    expect(card.locator("summary")).to_contain_text(" · p. 2")
     page.screenshot(path=str(OUT / "ui-pdf-page.png"), full_page=True)
 
 
