@@ -11,7 +11,18 @@ SAMPLE_DOCS  ?= $(SEED_ARTICLE) README.md eval/README.md
 
 .PHONY: install install-llm run sample test lint format eval bench clean
 
+# Debian packages pip cannot install: Tesseract (OCR of scanned PDF pages, English data) and
+# poppler-utils (pdftoppm renders a page for it). Installed only when missing.
+DEB_PACKAGES := tesseract-ocr tesseract-ocr-eng poppler-utils
+
 $(STAMP): pyproject.toml
+	@if ! command -v tesseract >/dev/null || ! command -v pdftoppm >/dev/null \
+	    || ! tesseract --list-langs 2>/dev/null | grep -qx eng; then \
+	  echo "installing $(DEB_PACKAGES) (OCR of scanned PDFs)"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
+	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch first, so nothing later can pull a multi-GB CUDA build.

@@ -343,6 +343,7 @@ def get_document(doc_id: DocId, engine: EngineDep) -> DocumentFull:
         source=doc.source,
         n_chunks=n_chunks,
         place=doc.place,
+        author=doc.author,
         hash=doc.hash,
         text=doc.text,
     )

@@ -125,15 +125,25 @@ def _print_answer(result, top_k_shown: int = 3) -> None:
         typer.echo(f"Short answer: {result.short_answer}")
     for c in result.citations:
         date = f", {c.date}" if c.date else ""
-        typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}, chars {c.start}-{c.end})")
+        where = _where(c)
+        typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}, {where}chars {c.start}-{c.end})")
         typer.echo(f"      “{c.quote}”")
     if result.abstained and result.passages:
         typer.echo("Related reading:")
         for p in result.passages[:top_k_shown]:
             snippet = p.text[:160].replace("\n", " ")
-            typer.echo(f"  - {p.title} ({p.doc_id}, chars {p.start}-{p.end}): {snippet}…")
+            where = _where(p)
+            typer.echo(f"  - {p.title} ({p.doc_id}, {where}chars {p.start}-{p.end}): {snippet}…")
     for note in result.notes:  # LLM mode: removed sentences, fallbacks
         typer.secho(f"note: {note}", dim=True)
+
+
+def _where(item) -> str:
+    """ "p. 3 · Results, " for a citation or passage with a location, else ""."""
+    from qa.locations import label
+
+    where = label(item.page, item.section, item.ocr)
+    return f"{where}, " if where else ""
 
 
 @app.command()
@@ -378,6 +388,31 @@ def bench_index(
         raise _fail(exc, _code(exc)) from exc
     path = report.write_json(result, out / "index.json")
     typer.echo(bench_index.format_index(result))
+    typer.echo(f"\nwrote {path}")
+
+
+@bench_app.command("ocr")
+def bench_ocr(
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="Text drawn onto the pages [default: squad-dev's first]."),
+    ] = None,
+    pages: Annotated[int, typer.Option(min=1, max=50, help="Scanned pages to read.")] = 3,
+    out: BenchOut = Path("reports/bench"),
+) -> None:
+    """OCR seconds per scanned PDF page, beside Tesseract alone on the same page images."""
+    from qa.eval import bench_ocr, report, sets, timing
+
+    try:
+        if source is None:
+            eval_set = sets.load_set(BENCH_SET)
+            eval_set.require(eval_set.corpus)
+            source = sorted(p for d in eval_set.corpus for p in Path(d).glob("*.txt"))[0]
+        result = bench_ocr.bench_ocr(source, pages, say=timing.stderr_say)
+    except QAError as exc:
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / "ocr.json")
+    typer.echo(bench_ocr.format_ocr(result))
     typer.echo(f"\nwrote {path}")
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa import answering, chat, generation, llm, retrieval, store
+from qa import answering, chat, generation, llm, locations, retrieval, store
 from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, default_embedder
 from qa.errors import InvalidInput
@@ -124,6 +124,14 @@ class Engine:
     ) -> Iterator[generation.Token | generation.Final]:
         """The answer to a retrieved question, as `ask_stream` events: extractive, or written
         by the LLM (streamed token by token only when somebody watches)."""
+        return _located(self._answers(r, streaming, on_checks), r.snap)
+
+    def _answers(
+        self,
+        r: _Retrieved,
+        streaming: bool,
+        on_checks: Callable[[Sequence[Check]], None] | None = None,
+    ) -> Iterator[generation.Token | generation.Final]:
         idf = self._idf_for(r.snap)
         if r.generator is None:
             if self.reader is not None:
@@ -199,9 +207,9 @@ class Engine:
     ) -> list[Passage]:
         """Ranked passages for a query, without an answer."""
         query = self._check_question(query)
-        return retrieval.search(
-            self.snapshot(), self.embedder, query, self._check_top_k(top_k), filters
-        )
+        snap = self.snapshot()
+        passages = retrieval.search(snap, self.embedder, query, self._check_top_k(top_k), filters)
+        return locations.locate(passages, snap.marks)
 
     def document(self, doc_id: str) -> Document:
         return self.snapshot().document(doc_id)
@@ -266,6 +274,16 @@ class _Retrieved:
             "total": now - self.started,
         }
         return {k: round(v * 1e3, 2) for k, v in ms.items()}
+
+
+def _located(
+    events: Iterator[generation.Token | generation.Final], snap: store.Snapshot
+) -> Iterator[generation.Token | generation.Final]:
+    """Pass events through, with the page and section of each citation and passage."""
+    for event in events:
+        if isinstance(event, generation.Final):
+            locations.locate_answer(event.answer, snap.marks)
+        yield event
 
 
 def _timed(

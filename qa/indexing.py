@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,8 +91,13 @@ def index_files(
     progress: bool = False,
     on_progress: Progress | None = None,
     remove_ids: Sequence[str] = (),
+    loaded: Mapping[str, Document] | None = None,
 ) -> IndexReport:
-    """Index the given files (and drop `remove_ids`); see `index_paths`."""
+    """Index the given files (and drop `remove_ids`); see `index_paths`.
+
+    `loaded`: documents the caller has already read from these very files, by id (an upload
+    checked before it was stored), so that a scanned PDF is not read by OCR twice.
+    """
     started = time.perf_counter()
     report = IndexReport()
     with store.write_lock(index_dir):
@@ -127,7 +133,13 @@ def index_files(
                 report.unchanged.append(file.doc_id)
                 continue
             try:
-                doc = ingest.load(file.path, file.doc_id, data, max_file_bytes)
+                doc = (loaded or {}).get(file.doc_id) or ingest.load(
+                    file.path,
+                    file.doc_id,
+                    data,
+                    max_file_bytes,
+                    _ocr_progress(progress, on_progress),
+                )
             except ingest.LoadError as exc:
                 report.failed.append((str(file.path), str(exc)))
                 continue
@@ -160,6 +172,26 @@ def index_files(
             old.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _ocr_progress(progress: bool, on_progress: Progress | None) -> ingest.OnPage | None:
+    """OCR progress through a scanned PDF: stage "reading scanned pages", or a terminal bar."""
+    if on_progress is not None:
+        return lambda done, total: on_progress("reading scanned pages", done, total)
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    bar: list[Any] = []
+
+    def show(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc="OCR", unit="page"))
+        bar[0].update(done - bar[0].n)
+        if done == total:
+            bar[0].close()
+
+    return show
 
 
 def _open_previous(index_dir: Path, embedder: Embedder) -> store.Snapshot | None:
@@ -280,6 +312,7 @@ def build_manifest(
                 "date": d.date,
                 "place": d.place,
                 "source": d.source,
+                "author": d.author,
                 "n_chunks": counts.get(d.id, 0),
             }
             for d in documents

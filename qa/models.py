@@ -8,6 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class Mark:
+    """Where a page or a section starts in a document's normalized text (`start` is an offset).
+
+    A document's marks are sorted by `start`; the text from one mark to the next lies on that
+    page (1-based) and under that heading path ("Results > Table 2"), and came from OCR or not.
+    """
+
+    start: int
+    page: int | None = None
+    section: str | None = None
+    ocr: bool = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class Document:
     """A source document with its full normalized text; every offset points into `text`."""
@@ -19,6 +33,8 @@ class Document:
     hash: str
     date: str | None = None
     place: str | None = None
+    author: str | None = None
+    marks: tuple[Mark, ...] = ()  # pages and sections, by offset; none for plain text
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,9 @@ class Passage:
     score: float
     dense_score: float = 0.0
     lexical_score: float = 0.0
+    page: int | None = None  # where `start` lies in the source (see Mark)
+    section: str | None = None
+    ocr: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +80,9 @@ class Citation:
     start: int
     end: int
     score: float
+    page: int | None = None  # where `start` lies in the source (see Mark)
+    section: str | None = None
+    ocr: bool = False
 
 
 @dataclass(kw_only=True)

@@ -18,6 +18,12 @@ QUESTION_DOC = (
     "otherwise); a longer one gets a 422 naming the limit."
 )
 TOP_K_DOC = f"Passages to retrieve, 1 to {MAX_TOP_K} [default: the service's QA_TOP_K, 5]."
+PAGE_DOC = "The PDF page (1-based) where it starts; null for formats without pages."
+SECTION_DOC = (
+    'The heading path where it starts ("Results > Table 2") in Markdown, HTML and DOCX; null '
+    "where the document has no headings there."
+)
+OCR_DOC = "True when that text was read from a scanned page by OCR (check it against the page)."
 
 
 class Message(BaseModel):
@@ -86,6 +92,9 @@ class CitationOut(BaseModel):
     start: int
     end: int
     score: float
+    page: int | None = Field(None, description=PAGE_DOC)
+    section: str | None = Field(None, description=SECTION_DOC)
+    ocr: bool = Field(False, description=OCR_DOC)
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
@@ -105,6 +114,9 @@ class PassageOut(BaseModel):
     score: float
     dense_score: float
     lexical_score: float
+    page: int | None = Field(None, description=PAGE_DOC)
+    section: str | None = Field(None, description=SECTION_DOC)
+    ocr: bool = Field(False, description=OCR_DOC)
 
     @classmethod
     def of(cls, p: Passage) -> PassageOut:
@@ -168,6 +180,7 @@ class DocumentPage(BaseModel):
 
 class DocumentFull(DocumentSummary):
     place: str | None
+    author: str | None = None
     hash: str
     text: str
 

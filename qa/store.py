@@ -6,7 +6,8 @@
       v000003/
         manifest.json      what built it: format, model, dim, chunking, documents, counts
         vectors.faiss      inner-product FAISS index over unit vectors; row i = chunk i
-        chunks.sqlite      documents (with full text) and chunks (offsets and text), readable
+        chunks.sqlite      documents (full text; pages and sections as JSON marks) and chunks
+                           (offsets and text), readable
         bm25/              bm25s arrays and vocabulary (numpy + JSON, no pickle)
 
 A writer builds a new version in a temporary folder beside the live one, fsyncs it, renames it
@@ -24,7 +25,8 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ import numpy as np
 
 from qa import lexical
 from qa.errors import Busy, IndexMismatch, IndexMissing, NotFound
-from qa.models import Chunk, Document
+from qa.models import Chunk, Document, Mark
 
 FORMAT = 1
 KEEP_VERSIONS = 2  # the live one and the one before, which readers may still hold
@@ -77,16 +79,37 @@ class Snapshot:
 
     def document(self, doc_id: str) -> Document:
         """One document with its full text."""
+        extra = "author, marks" if self._has_marks else "NULL, NULL"
         row = self.db.execute(
-            "SELECT text, title, source, hash, date, place FROM documents WHERE id = ?",
+            f"SELECT text, title, source, hash, date, place, {extra} FROM documents WHERE id = ?",
             (doc_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"no document with id {doc_id!r}; GET /documents lists them")
-        text, title, source, hash_, date, place = row
+        text, title, source, hash_, date, place, author, marks = row
         return Document(
-            id=doc_id, text=text, title=title, source=source, hash=hash_, date=date, place=place
+            id=doc_id,
+            text=text,
+            title=title,
+            source=source,
+            hash=hash_,
+            date=date,
+            place=place,
+            author=author,
+            marks=marks_from_json(marks),
         )
+
+    def marks(self, doc_id: str) -> tuple[Mark, ...]:
+        """Where the pages and sections of a document start (none for plain text)."""
+        if not self._has_marks:
+            return ()
+        row = self.db.execute("SELECT marks FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return marks_from_json(row[0]) if row else ()
+
+    @cached_property
+    def _has_marks(self) -> bool:
+        """Versions written before pages and sections (ingest version 3) have no marks."""
+        return "marks" in {col for _, col, *_ in self.db.execute("PRAGMA table_info(documents)")}
 
     def doc_chunks(self, doc_id: str) -> list[tuple[int, Chunk]]:
         """(row, chunk) of one document, in order."""
@@ -243,16 +266,17 @@ def _write_db(path: Path, documents: Sequence[Document], chunks: Sequence[Chunk]
         db.executescript(
             """
             CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT, date TEXT, place TEXT,
-                source TEXT, hash TEXT, n_chunks INTEGER, text TEXT);
+                source TEXT, hash TEXT, n_chunks INTEGER, text TEXT, author TEXT, marks TEXT);
             CREATE TABLE chunks (row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES
                 documents(id), ord INTEGER, start INTEGER, end INTEGER, text TEXT);
             CREATE INDEX chunks_doc ON chunks(doc_id, ord);
             """
         )
         db.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
                 (d.id, d.title, d.date, d.place, d.source, d.hash, counts.get(d.id, 0), d.text)
+                + (d.author, marks_to_json(d.marks))
                 for d in documents
             ],
         )
@@ -263,6 +287,18 @@ def _write_db(path: Path, documents: Sequence[Document], chunks: Sequence[Chunk]
         db.commit()
     finally:
         db.close()
+
+
+def marks_to_json(marks: Sequence[Mark]) -> str | None:
+    """A document's marks as readable JSON: [{"start": 0, "page": 1}, ...]; None without any."""
+    if not marks:
+        return None
+    rows = [{k: v for k, v in asdict(m).items() if k == "start" or v} for m in marks]
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+
+
+def marks_from_json(value: str | None) -> tuple[Mark, ...]:
+    return tuple(Mark(**row) for row in json.loads(value)) if value else ()
 
 
 def _write_bm25(path: Path, documents: Sequence[Document], chunks: Sequence[Chunk]) -> None:

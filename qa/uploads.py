@@ -17,7 +17,7 @@ import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +26,7 @@ from qa.chunking import ChunkingParams
 from qa.config import Settings
 from qa.embedding import Embedder
 from qa.errors import Busy, InvalidInput, NotFound
+from qa.models import Document
 from qa.schemas import FileOutcome, Job
 
 log = logging.getLogger(__name__)
@@ -221,16 +222,27 @@ class Jobs:
         max_bytes = int(self.settings.max_file_mb * 1e6)
         outcomes = {f.filename: f for f in job.files}
         good: list[ingest.SourceFile] = []
+        loaded: dict[str, Document] = {}
         for n, outcome in enumerate(job.files):
             self._update(job, done=n)
             try:  # parse before replacing anything, so a bad file never displaces a good one
-                ingest.load(staging / outcome.filename, outcome.filename, max_bytes=max_bytes)
+                doc = ingest.load(
+                    staging / outcome.filename,
+                    outcome.filename,
+                    max_bytes=max_bytes,
+                    on_page=lambda done, total: self._update(
+                        job, stage="reading scanned pages", done=done, total=total
+                    ),
+                )
             except InvalidInput as exc:
                 self._update(outcome, status="failed", error=str(exc))
                 continue
+            finally:
+                self._update(job, stage="checking", done=n, total=len(job.files))
             target = self.uploads / outcome.filename
             (staging / outcome.filename).replace(target)
             good.append(ingest.SourceFile(target, outcome.filename))
+            loaded[outcome.filename] = replace(doc, source=str(target))
         if not good:
             self._update(job, status="failed", stage=None, error="no file could be indexed")
             return
@@ -238,7 +250,7 @@ class Jobs:
         def on_progress(stage: str, done: int, total: int) -> None:
             self._update(job, stage=stage, done=done, total=total)
 
-        report = self._index(good, job, on_progress)
+        report = self._index(good, job, on_progress, loaded)
         for doc_id in report.added:
             self._update(outcomes[doc_id], status="added")
         for doc_id in report.updated:
@@ -259,7 +271,13 @@ class Jobs:
             error=None if ok else "no file could be indexed",
         )
 
-    def _index(self, files: list[ingest.SourceFile], job: Job, on_progress) -> indexing.IndexReport:
+    def _index(
+        self,
+        files: list[ingest.SourceFile],
+        job: Job,
+        on_progress,
+        loaded: dict[str, Document],
+    ) -> indexing.IndexReport:
         # A new index takes the configured chunking; an existing one keeps its own, so an
         # upload never re-embeds the whole collection because a setting changed.
         params = None
@@ -278,6 +296,7 @@ class Jobs:
                         batch_size=self.settings.embed_batch_size,
                         max_file_bytes=int(self.settings.max_file_mb * 1e6),
                         on_progress=on_progress,
+                        loaded=loaded,
                     )
             except Busy:  # `qa index` in another process holds the index
                 if attempt == BUSY_RETRIES:

@@ -1,8 +1,8 @@
 """The chat UI in a real browser (Debian's chromium via Playwright), started by `qa up`.
 
 Asks about the seed article, waits for the answer and its quote, opens a source card and the whole
-document, asks what the article never states, uploads a file and asks about it; screenshots go to
-test-output/.
+document, asks what the article never states, uploads a file and asks about it, uploads a PDF and
+sees the page of its citation; screenshots go to test-output/.
 """
 
 from __future__ import annotations
@@ -170,6 +170,38 @@ def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
     sidebar.get_by_role("button", name="Remove", exact=True).click()
     expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("1")
     expect(sidebar).to_contain_text("Documents (1)")
+
+
+def test_a_pdf_citation_shows_its_page(browser_context, qa_up, tmp_path) -> None:
+    from fpdf import FPDF
+    from playwright.sync_api import expect
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for text in (
+        "Zentrix quarry annual report. The quarry opened in 1962.",
+        "The Zentrix quarry shipped 8,300 tonnes of granite in 2024.",
+    ):
+        pdf.add_page()
+        pdf.multi_cell(0, 10, text)
+    report = tmp_path / "zentrix-quarry.pdf"
+    pdf.output(str(report))
+    page = browser_context.new_page()
+    page.goto(qa_up["ui"])
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(report))
+    sidebar.get_by_role("button", name="Index 1 file(s)").click()
+    expect(sidebar).to_contain_text("Indexed: 1 added")
+
+    chat = page.get_by_placeholder("Ask about your documents")
+    chat.fill("How many tonnes of granite did the Zentrix quarry ship in 2024?")
+    chat.press("Enter")
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    expect(answer).to_contain_text("8,300")
+    card = answer.get_by_test_id("stExpander").first
+    expect(card.locator("summary")).to_contain_text("[1] Zentrix Quarry · ")  # then its date
+    expect(card.locator("summary")).to_contain_text(" · p. 2")
+    page.screenshot(path=str(OUT / "ui-pdf-page.png"), full_page=True)
 
 
 def test_ctrl_c_stops_both(qa_up) -> None:

@@ -57,3 +57,11 @@ def test_answer_markdown_is_literal_with_bold_markers() -> None:
     assert "\\$1.25" in out and "\\*now\\*" in out and "a\\_b" in out
     assert "**\\[1\\]**" in out and "**\\[12\\]**" in out
     assert "\n\\# not a heading" in out
+
+
+def test_card_label_says_where_the_quote_is() -> None:
+    c = citation("Intro line.").model_copy(update={"page": 12, "section": "Results > *Table* 2"})
+    assert render.card_label(c, c.n) == "[1] T · p. 12 · Results \\> \\*Table\\* 2"
+    scanned = c.model_copy(update={"section": None, "ocr": True, "date": "2025-01-02"})
+    assert render.card_label(scanned, 3) == "[3] T · 2025-01-02 · p. 12 · OCR"
+    assert render.card_label(passage(0, 5)) == "T"

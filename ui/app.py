@@ -99,8 +99,7 @@ def show_answer(i: int, question: str, answer: AskResponse) -> None:
 
 def source_card(i: int, c: CitationOut, passages: list[PassageOut]) -> None:
     """A citation: its quote marked inside the passage it came from, and the document's details."""
-    label = f"[{c.n}] {render.escape_markdown(c.title)}" + (f" · {c.date}" if c.date else "")
-    with st.expander(label, icon=":material/format_quote:"):
+    with st.expander(render.card_label(c, c.n), icon=":material/format_quote:"):
         st.caption(render.source_line(c.date, c.source, c.start, c.end))
         st.html(render.quote_in_passage(c, render.passage_for(c, passages)))
         if st.button("Open the whole document", key=f"doc-{i}-{c.n}", icon=":material/article:"):
@@ -108,8 +107,7 @@ def source_card(i: int, c: CitationOut, passages: list[PassageOut]) -> None:
 
 
 def related_card(i: int, j: int, p: PassageOut) -> None:
-    label = f"{render.escape_markdown(p.title)}" + (f" · {p.date}" if p.date else "")
-    with st.expander(label, icon=":material/description:"):
+    with st.expander(render.card_label(p), icon=":material/description:"):
         st.caption(render.source_line(p.date, p.source, p.start, p.end))
         st.html(render.plain(p.text))
         if st.button("Open the whole document", key=f"rel-{i}-{j}", icon=":material/article:"):

@@ -6,6 +6,7 @@ import html
 import re
 from collections.abc import Sequence
 
+from qa import locations
 from qa.schemas import CitationOut, PassageOut
 
 MARK_STYLE = "background:#ffe58f;color:#1f1f1f;padding:0 2px;border-radius:3px"
@@ -87,6 +88,13 @@ def _escape_line_start(m: re.Match[str]) -> str:
 def answer_markdown(answer: str) -> str:
     """The answer, escaped, with its citation markers like "[1]" in bold."""
     return _MARKER.sub(r"**\\[\1\\]**", escape_markdown(answer))
+
+
+def card_label(item: CitationOut | PassageOut, n: int | None = None) -> str:
+    """A source card's title line: "[1] Title · 2025-10-14 · p. 12 · Results", escaped."""
+    where = locations.label(item.page, item.section, item.ocr)
+    parts = [escape_markdown(item.title), item.date or "", escape_markdown(where)]
+    return ("" if n is None else f"[{n}] ") + " · ".join(p for p in parts if p)
 
 
 def source_line(date: str | None, source: str, start: int, end: int) -> str:
