@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa import answering, chat, generation, llm, retrieval, store
+from qa import answering, chat, generation, llm, retrieval
 from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, default_embedder
 from qa.errors import InvalidInput
+from qa.index_store import IndexStore, IndexView, open_store
 from qa.models import Answer, Document, Passage
 from qa.reader import Reader, default_reader
 from qa.retrieval import Filters
@@ -19,18 +20,21 @@ from qa.verify import Check
 
 
 class Engine:
-    """Answers questions over one index folder, picking up new versions without a restart."""
+    """Answers questions over one index (a folder or another store), picking up new versions
+    without a restart."""
 
     def __init__(
         self,
-        index_dir: Path | None = None,
+        index_dir: Path | IndexStore | None = None,
         embedder: Embedder | None = None,
         settings: Settings | None = None,
         generator: llm.Generator | None = None,
         reader: Reader | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.index_dir = Path(index_dir or self.settings.index_dir)
+        self.store: IndexStore = open_store(index_dir, self.settings)
+        # The folder of the index, or of its uploads when the index lives elsewhere.
+        self.index_dir = Path(getattr(self.store, "index_dir", self.settings.index_dir))
         self.embedder = embedder or default_embedder()
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
         self.generator = generator or llm.generator_from_settings(self.settings)
@@ -38,7 +42,7 @@ class Engine:
         # The trained reader picks sentences and abstains (QA_READER=false: the rules alone).
         self.reader = reader or (default_reader() if self.settings.reader else None)
         self._lock = threading.Lock()
-        self._snapshot: store.Snapshot | None = None
+        self._snapshot: IndexView | None = None
         self._idf: answering.Idf | None = None
 
     def close(self) -> None:
@@ -46,17 +50,15 @@ class Engine:
         if self._owns_generator and self.generator is not None:
             self.generator.close()
 
-    def snapshot(self) -> store.Snapshot:
+    def snapshot(self) -> IndexView:
         """The live version; reloaded when another process or request has swapped in a new one."""
-        version = store.current_version(self.index_dir)
+        version = self.store.current_version()
         snap = self._snapshot
         if snap is not None and snap.version == version:
             return snap
         with self._lock:
             if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = store.open_snapshot(
-                    self.index_dir, self.embedder.name, self.embedder.dim
-                )
+                self._snapshot = self.store.open(self.embedder.name, self.embedder.dim)
                 self._idf = answering.Idf(self._snapshot)
             return self._snapshot
 
@@ -74,7 +76,7 @@ class Engine:
             min_prob=answering.READER_MIN_PROB if given is None else given
         )
 
-    def _idf_for(self, snap: store.Snapshot) -> answering.Idf:
+    def _idf_for(self, snap: IndexView) -> answering.Idf:
         idf = self._idf
         return idf if idf is not None and idf.snapshot is snap else answering.Idf(snap)
 
@@ -244,7 +246,7 @@ class _Retrieved:
     question: str
     query: str
     passages: list[Passage]
-    snap: store.Snapshot
+    snap: IndexView
     generator: llm.Generator | None
     started: float
     rewritten: float
