@@ -26,7 +26,15 @@ from qa import __version__ as qa_version
 from qa import sse
 from qa.config import Settings, get_settings
 from qa.engine import Engine
-from qa.errors import Busy, IndexMismatch, IndexMissing, InvalidInput, NotFound, QAError
+from qa.errors import (
+    Busy,
+    IndexMismatch,
+    IndexMissing,
+    InvalidInput,
+    NotFound,
+    QAError,
+    StoreUnavailable,
+)
 from qa.schemas import (
     AskRequest,
     AskResponse,
@@ -49,6 +57,7 @@ JSON_LIMIT = 4_000_000  # bytes; the longest question with a full history, escap
 # Most specific first: IndexMissing is a NotFound, TooLarge and UnsupportedType are InvalidInput.
 _ERRORS: list[tuple[type[QAError], int, str]] = [
     (IndexMissing, 503, "index_missing"),
+    (StoreUnavailable, 503, "store_unavailable"),
     (TooLarge, 413, "too_large"),
     (UnsupportedType, 415, "unsupported_type"),
     (InvalidInput, 422, "invalid_input"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import closing
 from pathlib import Path
@@ -30,6 +31,23 @@ IndexOpt = Annotated[
     typer.Option("--index", help="Index folder [default: QA_INDEX_DIR or index/default]"),
 ]
 
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="folder or milvus [default: QA_STORE or folder]"),
+]
+MilvusUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--milvus-uri",
+        help="Milvus Lite file or http://host:19530; implies --store milvus [default: "
+        "QA_MILVUS_URI]",
+    ),
+]
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option("--collection", help="Milvus collection prefix [default: QA_MILVUS_COLLECTION]"),
+]
+
 
 @app.callback()
 def _check_settings() -> None:
@@ -38,6 +56,19 @@ def _check_settings() -> None:
         get_settings()
     except QAError as exc:
         raise _fail(exc, 2) from exc
+
+
+def _use_store(store: str | None, milvus_uri: str | None, collection: str | None) -> None:
+    """--store, --milvus-uri and --collection are QA_STORE, QA_MILVUS_URI and
+    QA_MILVUS_COLLECTION for this command and whatever it starts."""
+    if milvus_uri is not None and store is None:
+        store = "milvus"
+    given = {"QA_STORE": store, "QA_MILVUS_URI": milvus_uri, "QA_MILVUS_COLLECTION": collection}
+    for name, value in given.items():
+        if value is not None:
+            os.environ[name] = value
+    get_settings.cache_clear()
+    _check_settings()
 
 
 def _index_dir(index: Path | None) -> Path:
@@ -57,23 +88,28 @@ def index(
     prune: Annotated[
         bool, typer.Option(help="Remove documents that vanished from the given folders.")
     ] = True,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Index files and folders (.txt .md .html .pdf .docx); re-runs only embed what changed."""
     from qa import indexing
     from qa.chunking import ChunkingParams
     from qa.embedding import default_embedder, is_terminal
+    from qa.index_store import open_store
 
-    index_dir = _index_dir(index)
+    _use_store(store, milvus_uri, collection)
     if status:
-        _print_status(index_dir)
+        _print_status(_index_dir(index))
         return
     if not paths:
         raise _fail("give at least one file or folder to index, or --status", 2)
     settings = get_settings()
     try:
+        target = open_store(_index_dir(index), settings)
         report = indexing.index_paths(
             paths,
-            index_dir,
+            target,
             default_embedder(),
             ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_sentences),
             prune=prune,
@@ -85,26 +121,28 @@ def index(
         raise _fail(exc) from exc
     for path, reason in report.failed:
         typer.secho(f"failed: {path}: {reason}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(f"{index_dir} ({report.version}): {report.summary()}")
+    typer.echo(f"{target.name} ({report.version}): {report.summary()}")
     if not report.ok:
         raise typer.Exit(1)
 
 
 def _print_status(index_dir: Path) -> None:
     from qa import store
+    from qa.index_store import open_store
 
     try:
-        snap = store.open_snapshot(index_dir)
+        target = open_store(index_dir)
+        snap = target.open()
     except QAError as exc:
         raise _fail(exc) from exc
     m = snap.manifest
-    size = store.disk_size(snap.path)
-    typer.echo(f"index     {index_dir} (version {snap.version}, format {m['format']})")
+    typer.echo(f"index     {target.name} (version {snap.version}, format {m['format']})")
     typer.echo(f"model     {m['model']} ({m['dim']} dimensions)")
     typer.echo(f"chunking  {m['chunking']}")
     typer.echo(f"documents {len(m['documents'])}")
     typer.echo(f"chunks    {m['n_chunks']}")
-    typer.echo(f"size      {size / 1e6:.1f} MB on disk")
+    if isinstance(snap, store.Snapshot):
+        typer.echo(f"size      {store.disk_size(snap.path) / 1e6:.1f} MB on disk")
     typer.echo(f"created   {m['created_at']}")
     for doc_id, meta in sorted(m["documents"].items()):
         date = meta.get("date") or "-"
@@ -148,10 +186,14 @@ def ask(
         bool, typer.Option("--stream", help="Show the model's words as it writes (QA_LLM_URL).")
     ] = False,
     mode: ModeOpt = None,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Answer one question from the index, with numbered citations."""
     from qa.schemas import AskResponse
 
+    _use_store(store, milvus_uri, collection)
     try:
         with closing(_engine(index)) as engine:
             result = _answer(engine, question, top_k, mode, stream and not as_json)
@@ -267,10 +309,14 @@ def eval_(
             "--skip-if-missing", help="Exit 0 with a note when data the set reads is missing."
         ),
     ] = False,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Run an eval set through Engine.ask and report recall, citations, abstention, latency."""
     from contextlib import ExitStack
 
+    _use_store(store, milvus_uri, collection)
     from qa.embedding import is_terminal
     from qa.errors import MissingData
     from qa.eval import report, run, summary
@@ -325,12 +371,16 @@ def serve(
     index: IndexOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Run the HTTP service (OpenAPI docs at /docs); the model and index load once."""
     import uvicorn
 
     from qa.api import create_app
 
+    _use_store(store, milvus_uri, collection)
     settings = get_settings()
     if index is not None:
         settings = settings.model_copy(update={"index_dir": index})
