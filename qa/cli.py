@@ -91,6 +91,18 @@ def index(
     store: StoreOpt = None,
     milvus_uri: MilvusUriOpt = None,
     collection: CollectionOpt = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Embed with a pool of Ray actors (Ray Data).")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="Ray cluster to join (implies --ray) [default: a local one]"
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int, typer.Option("--ray-actors", min=1, help="Encoder actors, one CPU each.")
+    ] = 2,
 ) -> None:
     """Index files and folders (.txt .md .html .pdf .docx); re-runs only embed what changed."""
     from qa import indexing
@@ -105,12 +117,17 @@ def index(
     if not paths:
         raise _fail("give at least one file or folder to index, or --status", 2)
     settings = get_settings()
+    embedder = default_embedder()
+    if ray or ray_address:
+        from qa.ray_embedding import RayEmbedder
+
+        embedder = RayEmbedder(embedder, ray_address, ray_actors)
     try:
         target = open_store(_index_dir(index), settings)
         report = indexing.index_paths(
             paths,
             target,
-            default_embedder(),
+            embedder,
             ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_sentences),
             prune=prune,
             batch_size=settings.embed_batch_size,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from qa.errors import NotFound
 from qa.models import Chunk, Document
 
 if TYPE_CHECKING:
@@ -140,3 +141,24 @@ def open_store(target: Path | str | IndexStore | None = None, settings: Settings
     from qa.store import FolderStore
 
     return FolderStore(Path(target or settings.index_dir), settings.vector_index)
+
+
+def copy_index(source: IndexView, target: IndexStore) -> str:
+    """Write every document of `source` with its chunks and vectors into `target`, without
+    re-embedding (moving a folder index into Milvus, say); returns the new version."""
+    documents, chunks, rows = [], [], []
+    for doc_id in source.manifest["documents"]:
+        documents.append(source.document(doc_id))
+        for row, chunk in source.doc_chunks(doc_id):
+            rows.append(row)
+            chunks.append(chunk)
+    dim = int(source.manifest["dim"])
+    vectors = source.vectors_of(rows) if rows else np.zeros((0, dim), dtype=np.float32)
+    with target.write_lock():
+        try:
+            old = target.open()
+        except NotFound:
+            old = None
+        removed = set(old.manifest["documents"]) if old is not None else set()
+        changes = Changes(dict(source.manifest), documents, chunks, vectors, removed)
+        return target.write(old, changes)

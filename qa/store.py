@@ -158,7 +158,7 @@ class Snapshot:
         return [float(scores[r]) for r in rows]
 
     def vectors_of(self, rows: Sequence[int]) -> np.ndarray:
-        return np.vstack([self.vectors.reconstruct(int(r)) for r in rows])
+        return self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64))
 
     def rows_of(self, doc_ids: Sequence[str]) -> np.ndarray:
         if not doc_ids:
@@ -374,7 +374,7 @@ class FolderStore:
                 for row, chunk in old.doc_chunks(doc_id):
                     rows.append(row)
                     chunks.append(chunk)
-        kept = _vectors_of_many(old, rows) if old is not None and rows else np.zeros((0, dim))
+        kept = old.vectors_of(rows) if old is not None and rows else np.zeros((0, dim))
         new = changes.vectors if changes.vectors is not None else np.zeros((0, dim))
         vectors = np.vstack([kept.reshape(-1, dim), new.reshape(-1, dim)]).astype(np.float32)
         return write_version(
@@ -385,11 +385,6 @@ class FolderStore:
             vectors,
             self.vector_index,
         )
-
-
-def _vectors_of_many(old: IndexView, rows: list[int]) -> np.ndarray:
-    """Vectors of many rows: all of a folder's at once (one copy), row by row elsewhere."""
-    return old.all_vectors()[rows] if isinstance(old, Snapshot) else old.vectors_of(rows)
 
 
 def _next_version_name(index_dir: Path) -> str:
