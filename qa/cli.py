@@ -484,9 +484,18 @@ def bench_scale(
     ] = BENCH_SET,
     queries: Annotated[int, typer.Option(min=1, help="Questions asked per size.")] = 50,
     out: BenchOut = Path("reports/bench"),
+    stores: Annotated[
+        str,
+        typer.Option(help="Stores compared, comma-separated: folder-flat, folder-hnsw, milvus."),
+    ] = "folder-flat,folder-hnsw,milvus",
 ) -> None:
-    """Build time, query latency, memory and disk as the index grows (synthetic copies)."""
+    """Build time, query latency, recall, memory and disk as the index grows (synthetic copies),
+    for each store."""
     from qa.eval import bench_scale, report, timing
+
+    kinds = [k.strip() for k in stores.split(",") if k.strip()]
+    if not kinds or set(kinds) - set(bench_scale.STORES):
+        raise _fail(f"--stores takes {', '.join(bench_scale.STORES)}, not {stores!r}", 2)
 
     try:
         counts = [int(s) for s in sizes.split(",") if s.strip()]
@@ -495,7 +504,9 @@ def bench_scale(
     if not counts or min(counts) < 1:
         raise _fail("--sizes needs at least one positive number of chunks", 2)
     try:
-        result = bench_scale.bench_scale(counts, set_dir, queries, say=timing.stderr_say)
+        result = bench_scale.bench_scale(
+            counts, set_dir, queries, say=timing.stderr_say, stores=kinds
+        )
     except QAError as exc:
         raise _fail(exc, _code(exc)) from exc
     path = report.write_json(result, out / "scale.json")

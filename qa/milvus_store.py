@@ -22,7 +22,9 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -114,10 +116,12 @@ class MilvusStore:
         """Upsert the fresh documents and delete the removed ones, one document at a time."""
         manifest = dict(changes.manifest)
         dim = int(manifest["dim"])
+        new_collections = not self.client.has_collection(self.chunks_name)
         self._create(dim)
         previous = self._manifest()
-        gen = int(previous["gen"]) + 1 if previous else 1
-        version = f"m{gen:06d}"
+        count = int(previous["count"]) + 1 if previous else 1
+        version = f"m{count:06d}"
+        gen = time.time_ns()  # unique even after a crashed first write that left no manifest
         order = {doc_id: n for n, doc_id in enumerate(manifest["documents"])}
         by_doc: dict[str, list[int]] = {}
         for i, chunk in enumerate(changes.chunks):
@@ -134,11 +138,13 @@ class MilvusStore:
             self.client.upsert(
                 self.docs_name, [_doc_row(f"head:{doc.id}", "head", doc.id, gen, value=head)]
             )  # the commit
-            self._sweep(doc.id, keep_gen=gen)
-        self._reorder(order)
-        self._sweep_orphans()
+            if not new_collections:
+                self._sweep(doc.id, keep_gen=gen)
+        if not new_collections:
+            self._reorder(order)
+            self._sweep_orphans()
         stored = {k: v for k, v in manifest.items() if k != "documents"}
-        stored |= {"version": version, "gen": gen, "n_chunks": self._count_chunks(order)}
+        stored |= {"version": version, "count": count, "n_chunks": self._count_chunks()}
         self.client.upsert(self.docs_name, [_doc_row("manifest", "manifest", "", gen, stored)])
         return version
 
@@ -242,18 +248,23 @@ class MilvusStore:
         self.client.delete(self.docs_name, filter=f'{where} and kind == "text"')
 
     def _sweep_orphans(self) -> None:
-        """Rows of documents that have no head: what a write that crashed left behind."""
+        """Rows of a generation that is not their document's live one (none, if the document
+        has no head): what a write that crashed left behind."""
         heads = {
             h["doc_id"]: int(h["gen"])
             for h in _query_all(self.client, self.docs_name, 'kind == "head"', ["doc_id", "gen"])
         }
-        stale = {
-            r["doc_id"]
-            for r in _query_all(self.client, self.chunks_name, "row >= -1 or row < 0", ["doc_id"])
-            if r["doc_id"] not in heads
-        }
-        for doc_id in stale:
-            self._sweep(doc_id, keep_gen=None)
+        for name, where in (
+            (self.chunks_name, "row >= 0 or row < 0"),
+            (self.docs_name, 'kind == "text"'),
+        ):
+            stale = {
+                (r["doc_id"], int(r["gen"]))
+                for r in _query_all(self.client, name, where, ["doc_id", "gen"])
+                if heads.get(r["doc_id"]) != int(r["gen"])
+            }
+            for doc_id, gen in stale:
+                self.client.delete(name, filter=f"doc_id == {_quote(doc_id)} and gen == {gen}")
 
     def _reorder(self, order: dict[str, int]) -> None:
         """Keep each head's place in the manifest order (kept documents first, then fresh)."""
@@ -270,7 +281,7 @@ class MilvusStore:
                 [_doc_row(f"head:{h['doc_id']}", "head", h["doc_id"], int(h["gen"]), value)],
             )
 
-    def _count_chunks(self, order: dict[str, int]) -> int:
+    def _count_chunks(self) -> int:
         rows = self.client.query(self.chunks_name, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
@@ -442,6 +453,8 @@ def _connect(uri: str) -> Any:
             f"--milvus-uri {uri!r}: give a local file such as index/milvus.db (Milvus Lite)"
             " or a server address such as http://localhost:19530"
         )
+    # pymilvus warns on every paged query that Milvus Lite keeps no server-side timestamp
+    logging.getLogger("pymilvus").setLevel(logging.ERROR)
     try:
         return MilvusClient(uri, timeout=10)
     except MilvusException as exc:

@@ -138,7 +138,8 @@ def test_a_crash_mid_write_leaves_each_document_whole(tmp_path, lite, monkeypatc
     view = store.open(fake.name, fake.dim)
     assert all("zebras" in view.document(d).text for d in CORPUS)
     assert len(retrieval.search(view, fake, "zebras stripes", 10)) == len(CORPUS)
-    assert store._count_chunks({}) == len(CORPUS)  # nothing left behind
+    assert store._count_chunks() == len(CORPUS)  # nothing left behind
+    assert store.open().n_chunks == len(CORPUS)
 
 
 def test_documents_over_http_with_verbatim_citations(tmp_path, lite, embedder):
