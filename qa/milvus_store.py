@@ -458,6 +458,11 @@ def _connect(uri: str) -> Any:
     try:
         return MilvusClient(uri, timeout=10)
     except MilvusException as exc:
+        if _is_local(uri):
+            raise StoreUnavailable(
+                f"cannot open the Milvus Lite file {uri} ({exc.message}): a Lite file serves one"
+                " process at a time; stop the other one, or use a Milvus server"
+            ) from None
         raise StoreUnavailable(
             f"cannot reach Milvus at {uri}: {exc.message}; check that it runs and the address"
         ) from None
