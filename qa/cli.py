@@ -448,6 +448,34 @@ def bench_index(
     typer.echo(f"\nwrote {path}")
 
 
+@bench_app.command("ray")
+def bench_ray(
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="Files or folders to embed [default: squad-dev's corpus]."),
+    ] = None,
+    actors: Annotated[str, typer.Option(help="Actor pool sizes, comma-separated.")] = "1,2",
+    out: BenchOut = Path("reports/bench"),
+) -> None:
+    """Embedding with Ray Data actors beside the local encoder: chunks/s, same vectors."""
+    from qa.eval import bench_ray, report, sets, timing
+
+    try:
+        if not corpus:
+            eval_set = sets.load_set(BENCH_SET)
+            eval_set.require(eval_set.corpus)
+            corpus = list(eval_set.corpus)
+        sizes = [int(a) for a in actors.split(",") if a.strip()]
+        result = bench_ray.bench_ray(corpus, sizes, say=timing.stderr_say)
+    except ValueError as exc:
+        raise _fail(f"--actors takes whole numbers separated by commas, not {actors!r}", 2) from exc
+    except QAError as exc:
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / "ray.json")
+    typer.echo(bench_ray.format_ray(result))
+    typer.echo(f"\nwrote {path}")
+
+
 @bench_app.command("ask")
 def bench_ask(
     index: Annotated[
