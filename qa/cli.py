@@ -420,6 +420,15 @@ BenchOut = Annotated[Path, typer.Option("--out", help="Folder for the JSON (and 
 BENCH_SET = Path("eval/sets/squad-dev")  # the set whose corpus and questions the benches use
 
 
+def _bench_corpus() -> list[Path]:
+    """The benches' default corpus: the bench set's, read in place (MissingData when absent)."""
+    from qa.eval import sets
+
+    eval_set = sets.load_set(BENCH_SET)
+    eval_set.require(eval_set.corpus)
+    return list(eval_set.corpus)
+
+
 @bench_app.command("index")
 def bench_index(
     corpus: Annotated[
@@ -433,13 +442,10 @@ def bench_index(
     ] = None,
 ) -> None:
     """Indexing throughput vs the bare encoder on the same chunks; no-change re-index time."""
-    from qa.eval import bench_index, report, sets, timing
+    from qa.eval import bench_index, report, timing
 
     try:
-        if not corpus:
-            eval_set = sets.load_set(BENCH_SET)
-            eval_set.require(eval_set.corpus)
-            corpus = list(eval_set.corpus)
+        corpus = corpus or _bench_corpus()
         result = bench_index.bench_index(corpus, None, batch_size, repeats, say=timing.stderr_say)
     except QAError as exc:
         raise _fail(exc, _code(exc)) from exc
@@ -458,13 +464,10 @@ def bench_ray(
     out: BenchOut = Path("reports/bench"),
 ) -> None:
     """Embedding with Ray Data actors beside the local encoder: chunks/s, same vectors."""
-    from qa.eval import bench_ray, report, sets, timing
+    from qa.eval import bench_ray, report, timing
 
     try:
-        if not corpus:
-            eval_set = sets.load_set(BENCH_SET)
-            eval_set.require(eval_set.corpus)
-            corpus = list(eval_set.corpus)
+        corpus = corpus or _bench_corpus()
         sizes = [int(a) for a in actors.split(",") if a.strip()]
         result = bench_ray.bench_ray(corpus, sizes, say=timing.stderr_say)
     except ValueError as exc:
