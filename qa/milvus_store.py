@@ -25,6 +25,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from qa.models import Chunk, Document
 from qa.store import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, check_manifest, embed_text
 
 TEXT_PART = 16_000  # characters per stored part of a document (VARCHAR holds 65,535 bytes)
+TEXT_CACHE = 64  # documents' texts a view keeps in memory
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults, which the folder store uses
 _DUMMY = [0.0, 0.0]  # Milvus wants a vector field in every collection
 _BATCH = 500  # rows per insert or query
@@ -90,7 +92,7 @@ class MilvusStore:
         heads.sort(key=lambda h: h["value"]["order"])
         manifest["documents"] = {h["doc_id"]: dict(h["value"]["meta"]) for h in heads}
         gens = {h["doc_id"]: int(h["gen"]) for h in heads}
-        return MilvusView(self, manifest, gens)
+        return MilvusView(self, manifest, gens, {h["doc_id"]: dict(h["value"]) for h in heads})
 
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
@@ -132,9 +134,16 @@ class MilvusStore:
             self._sweep(doc_id, keep_gen=None)
         for doc in changes.documents:
             rows = by_doc.get(doc.id, [])
-            self._insert_document(doc, gen, [changes.chunks[i] for i in rows], vectors[rows])
+            parts = self._insert_document(
+                doc, gen, [changes.chunks[i] for i in rows], vectors[rows]
+            )
             meta = manifest["documents"][doc.id]
-            head = {"order": order[doc.id], "meta": meta, "document": _doc_fields(doc)}
+            head = {
+                "order": order[doc.id],
+                "meta": meta,
+                "document": _doc_fields(doc),
+                "parts": parts,
+            }
             self.client.upsert(
                 self.docs_name, [_doc_row(f"head:{doc.id}", "head", doc.id, gen, value=head)]
             )  # the commit
@@ -213,7 +222,8 @@ class MilvusStore:
 
     def _insert_document(
         self, doc: Document, gen: int, chunks: list[Chunk], vectors: np.ndarray
-    ) -> None:
+    ) -> int:
+        """Write a document's text parts and chunks under `gen`; returns the number of parts."""
         parts = [doc.text[i : i + TEXT_PART] for i in range(0, len(doc.text), TEXT_PART)] or [""]
         self.client.upsert(
             self.docs_name,
@@ -238,6 +248,7 @@ class MilvusStore:
         ]
         for i in range(0, len(rows), _BATCH):
             self.client.upsert(self.chunks_name, rows[i : i + _BATCH])
+        return len(parts)
 
     def _sweep(self, doc_id: str, keep_gen: int | None) -> None:
         """Delete a document's chunks and text of every generation but `keep_gen`."""
@@ -299,7 +310,10 @@ class MilvusView:
     store: MilvusStore
     manifest: dict[str, Any]
     gens: dict[str, int]  # doc_id -> live generation
+    heads: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _df: dict[str, int] = field(default_factory=dict, repr=False)
+    _texts: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def version(self) -> str:
@@ -395,22 +409,28 @@ class MilvusView:
         return sorted(((int(r["row"]), _chunk(r)) for r in rows), key=lambda rc: rc[1].ord)
 
     def document(self, doc_id: str) -> Document:
-        gen = self.gens.get(doc_id)
-        if gen is None:
+        gen, head = self.gens.get(doc_id), self.heads.get(doc_id)
+        if gen is None or head is None:
             raise NotFound(f"no document with id {doc_id!r}; GET /documents lists them")
-        head = self._client.query(
-            self.store.docs_name, ids=[f"head:{doc_id}"], output_fields=["value"]
-        )
-        parts = _query_all(
-            self._client,
-            self.store.docs_name,
-            f'kind == "text" and doc_id == {_quote(doc_id)} and gen == {gen}',
-            ["part", "text"],
-        )
-        if not head:
-            raise NotFound(f"document {doc_id!r} was just removed; GET /documents lists them")
+        return Document(id=doc_id, text=self._text(doc_id, gen, head), **head["document"])
+
+    def _text(self, doc_id: str, gen: int, head: dict[str, Any]) -> str:
+        """A document's full text, from its parts; the last few are kept (a version's texts
+        never change), as passages and citations ask for the same documents again and again."""
+        with self._lock:
+            if doc_id in self._texts:
+                self._texts.move_to_end(doc_id)
+                return self._texts[doc_id]
+        keys = [f"text:{doc_id}:{gen}:{n}" for n in range(int(head["parts"]))]
+        parts = self._client.query(self.store.docs_name, ids=keys, output_fields=["part", "text"])
+        if len(parts) != len(keys):
+            raise NotFound(f"document {doc_id!r} was just replaced or removed; ask again")
         text = "".join(p["text"] for p in sorted(parts, key=lambda p: p["part"]))
-        return Document(id=doc_id, text=text, **head[0]["value"]["document"])
+        with self._lock:
+            self._texts[doc_id] = text
+            while len(self._texts) > TEXT_CACHE:
+                self._texts.popitem(last=False)
+        return text
 
     def text_slice(self, doc_id: str, start: int, end: int) -> str:
         return self.document(doc_id).text[start:end]

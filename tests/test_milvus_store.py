@@ -116,10 +116,11 @@ def test_a_crash_mid_write_leaves_each_document_whole(tmp_path, lite, monkeypatc
     written = []
 
     def dies_on_the_second(self, doc, *args):
-        real(self, doc, *args)  # the new chunks and text are in, not yet committed
+        parts = real(self, doc, *args)  # the new chunks and text are in, not yet committed
         written.append(doc.id)
         if len(written) == 2:
             raise KeyboardInterrupt("killed")
+        return parts
 
     monkeypatch.setattr(MilvusStore, "_insert_document", dies_on_the_second)
     with pytest.raises(KeyboardInterrupt):
