@@ -42,6 +42,8 @@ def test_without_ray_nothing_imports_it(tmp_path):
         "from typer.testing import CliRunner\n"
         "from qa.cli import app\n"
         "import qa.api, qa.engine, qa.indexing, qa.milvus_store\n"
+        "from tests.conftest import FakeEmbedder\n"
+        "qa.embedding.default_embedder = FakeEmbedder  # the model is not the point here\n"
         f"(open({str(tmp_path / 'a.txt')!r}, 'w')).write('One sentence about apples.')\n"
         f"r = CliRunner().invoke(app, ['index', {str(tmp_path / 'a.txt')!r}, "
         f"'--index', {str(tmp_path / 'ix')!r}])\n"
