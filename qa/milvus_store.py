@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +41,7 @@ from qa.store import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, check_manifes
 
 TEXT_PART = 16_000  # characters per stored part of a document (VARCHAR holds 65,535 bytes)
 TEXT_CACHE = 64  # documents' texts a view keeps in memory
+DF_SCAN_MAX = 200_000  # up to this many chunks, term frequencies come from one read of all
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults, which the folder store uses
 _DUMMY = [0.0, 0.0]  # Milvus wants a vector field in every collection
 _BATCH = 500  # rows per insert or query
@@ -436,19 +437,34 @@ class MilvusView:
         return self.document(doc_id).text[start:end]
 
     def term_df(self, term: str) -> tuple[int, int]:
+        """Chunks holding `term`: from one read of every chunk's terms (the first time, for an
+        index of up to DF_SCAN_MAX chunks), else one `TEXT_MATCH` count per term."""
+        with self._lock:
+            if not self._df and self.n_chunks <= DF_SCAN_MAX:
+                self._df.update(self._scan_df())
+                self._df[""] = 0  # scanned: an absent term occurs nowhere
+            scanned = "" in self._df
         if term not in self._df:
             (token,) = _encode([term]).split() or [""]
-            rows = (
-                self._client.query(
+            count = 0
+            if token and not scanned:
+                rows = self._client.query(
                     self.store.chunks_name,
                     filter=f"TEXT_MATCH(terms, '{token}')",
                     output_fields=["count(*)"],
                 )
-                if token
-                else [{"count(*)": 0}]
-            )
-            self._df[term] = int(rows[0]["count(*)"])
+                count = int(rows[0]["count(*)"])
+            self._df[term] = count
         return self._df[term], max(self.n_chunks, 1)
+
+    def _scan_df(self) -> Counter[str]:
+        """Document frequencies of every term over the live chunks."""
+        df: Counter[str] = Counter()
+        fields = ["doc_id", "gen", "terms"]
+        for row in _query_all(self._client, self.store.chunks_name, "row >= 0 or row < 0", fields):
+            if self._live(row):
+                df.update({bytes.fromhex(t[1:]).decode() for t in row["terms"].split()})
+        return df
 
     def close(self) -> None:
         pass
