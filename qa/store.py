@@ -44,7 +44,7 @@ KEEP_VERSIONS = 2  # the live one and the one before, which readers may still ho
 VECTOR_INDEXES = ("flat", "hnsw")
 HNSW_M = 32  # graph degree: recall and memory grow with it
 HNSW_EF_CONSTRUCTION = 200  # build-time breadth
-HNSW_EF_SEARCH = 128  # search-time breadth, at least the candidates asked for
+HNSW_EF_SEARCH = 512  # search-time breadth: 128 gave recall@10 0.82 at 100k synthetic chunks
 
 
 def embed_text(title: str, text: str) -> str:
@@ -114,13 +114,14 @@ class Snapshot:
         import faiss
 
         params = None
+        selector = None if allowed is None else faiss.IDSelectorBatch(allowed.astype(np.int64))
+        if isinstance(self.vectors, faiss.IndexHNSW):  # a file does not keep efSearch
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, depth))
+            if selector is not None:
+                params.sel = selector
+        elif selector is not None:
+            params = faiss.SearchParameters(sel=selector)
         if allowed is not None:
-            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
-            params = (
-                faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, depth))
-                if isinstance(self.vectors, faiss.IndexHNSW)
-                else faiss.SearchParameters(sel=selector)
-            )
             depth = min(depth, len(allowed))
         scores, ids = self.vectors.search(
             qvec.reshape(1, -1).astype(np.float32), depth, params=params
