@@ -15,17 +15,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import cached_property
-
-import numpy as np
+from dataclasses import dataclass, field, replace
 
 from qa import answer_types, lexical
 from qa.answer_types import OTHER, Asked
 from qa.chunking import split_sentences
+from qa.index_store import IndexView
 from qa.models import Answer, Citation, Passage
 from qa.reader import Pair, Reader, Reading, pairs_in
-from qa.store import Snapshot
 
 # Weights and thresholds, measured on the squad-dev and seed-news dev sets (README "Answers").
 W_COVERAGE, W_TYPE, W_PASSAGE = 0.6, 0.2, 0.2
@@ -53,27 +50,24 @@ _FILLER = frozenset(
 
 @dataclass
 class Idf:
-    """Inverse document frequency of stems over the index's chunks (from the BM25 matrix)."""
+    """Inverse document frequency of stems over the index's chunks (the store's BM25 counts)."""
 
-    snapshot: Snapshot
-
-    @cached_property
-    def _table(self) -> tuple[dict[str, int], np.ndarray, int]:
-        bm25 = self.snapshot.bm25
-        if bm25 is None:
-            return {}, np.zeros(0), 1
-        indptr = np.asarray(bm25.scores["indptr"])
-        df = np.diff(np.append(indptr, len(bm25.scores["data"])))[: len(bm25.vocab_dict)]
-        return bm25.vocab_dict, df, int(bm25.scores["num_docs"])
+    snapshot: IndexView
+    _counts_of: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def __call__(self, term: str) -> float:
         """Smoothed idf: `PRIOR_CHUNKS` imaginary chunks keep a small corpus's topic words
         (in every chunk of a one-article index) from weighing nothing; an unseen word counts
         as seen once, since it is as often a paraphrase as a missing fact."""
-        vocab, df, n = self._table
-        count = int(df[vocab[term]]) if term in vocab and vocab[term] < len(df) else 0
+        count, n = self._counts(term)
         count = max(count, 1)
         return math.log(1 + (n + PRIOR_CHUNKS - count + 0.5) / (count + 0.5))
+
+    def _counts(self, term: str) -> tuple[int, int]:
+        counts = self._counts_of.get(term)
+        if counts is None:  # asked once per term: a store may count over the network
+            counts = self._counts_of[term] = self.snapshot.term_df(term)
+        return counts
 
 
 @dataclass(frozen=True, kw_only=True)

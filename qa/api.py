@@ -23,10 +23,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qa import __version__ as qa_version
-from qa import sse, store
+from qa import sse
 from qa.config import Settings, get_settings
 from qa.engine import Engine
-from qa.errors import Busy, IndexMismatch, IndexMissing, InvalidInput, NotFound, QAError
+from qa.errors import (
+    Busy,
+    IndexMismatch,
+    IndexMissing,
+    InvalidInput,
+    NotFound,
+    QAError,
+    StoreUnavailable,
+)
 from qa.schemas import (
     AskRequest,
     AskResponse,
@@ -49,6 +57,7 @@ JSON_LIMIT = 4_000_000  # bytes; the longest question with a full history, escap
 # Most specific first: IndexMissing is a NotFound, TooLarge and UnsupportedType are InvalidInput.
 _ERRORS: list[tuple[type[QAError], int, str]] = [
     (IndexMissing, 503, "index_missing"),
+    (StoreUnavailable, 503, "store_unavailable"),
     (TooLarge, 413, "too_large"),
     (UnsupportedType, 415, "unsupported_type"),
     (InvalidInput, 422, "invalid_input"),
@@ -200,7 +209,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eng = engine or Engine(settings.index_dir, settings=settings)
         await run_in_threadpool(_warm_up, eng)
-        jobs = Jobs(eng.index_dir, eng.embedder, settings)
+        jobs = Jobs(eng.index_dir, eng.embedder, settings, eng.store)
         jobs.start()
         app.state.engine, app.state.jobs = eng, jobs
         try:
@@ -316,7 +325,7 @@ def list_documents(
     limit: Annotated[int, Query(ge=1, le=1000, description="Documents per page.")] = 50,
 ) -> DocumentPage:
     """One page of the documents (sorted by id); empty before the first index."""
-    docs = [] if store.current_version(engine.index_dir) is None else engine.documents()
+    docs = [] if engine.store.current_version() is None else engine.documents()
     return DocumentPage(
         total=len(docs),
         offset=offset,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import closing
 from pathlib import Path
@@ -30,6 +31,23 @@ IndexOpt = Annotated[
     typer.Option("--index", help="Index folder [default: QA_INDEX_DIR or index/default]"),
 ]
 
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="folder or milvus [default: QA_STORE or folder]"),
+]
+MilvusUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--milvus-uri",
+        help="Milvus Lite file or http://host:19530; implies --store milvus [default: "
+        "QA_MILVUS_URI]",
+    ),
+]
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option("--collection", help="Milvus collection prefix [default: QA_MILVUS_COLLECTION]"),
+]
+
 
 @app.callback()
 def _check_settings() -> None:
@@ -38,6 +56,19 @@ def _check_settings() -> None:
         get_settings()
     except QAError as exc:
         raise _fail(exc, 2) from exc
+
+
+def _use_store(store: str | None, milvus_uri: str | None, collection: str | None) -> None:
+    """--store, --milvus-uri and --collection are QA_STORE, QA_MILVUS_URI and
+    QA_MILVUS_COLLECTION for this command and whatever it starts."""
+    if milvus_uri is not None and store is None:
+        store = "milvus"
+    given = {"QA_STORE": store, "QA_MILVUS_URI": milvus_uri, "QA_MILVUS_COLLECTION": collection}
+    for name, value in given.items():
+        if value is not None:
+            os.environ[name] = value
+    get_settings.cache_clear()
+    _check_settings()
 
 
 def _index_dir(index: Path | None) -> Path:
@@ -57,24 +88,46 @@ def index(
     prune: Annotated[
         bool, typer.Option(help="Remove documents that vanished from the given folders.")
     ] = True,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Embed with a pool of Ray actors (Ray Data).")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="Ray cluster to join (implies --ray) [default: a local one]"
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int, typer.Option("--ray-actors", min=1, help="Encoder actors, one CPU each.")
+    ] = 2,
 ) -> None:
     """Index files and folders (.txt .md .html .pdf .docx); re-runs only embed what changed."""
     from qa import indexing
     from qa.chunking import ChunkingParams
     from qa.embedding import default_embedder, is_terminal
+    from qa.index_store import open_store
 
-    index_dir = _index_dir(index)
+    _use_store(store, milvus_uri, collection)
     if status:
-        _print_status(index_dir)
+        _print_status(_index_dir(index))
         return
     if not paths:
         raise _fail("give at least one file or folder to index, or --status", 2)
     settings = get_settings()
+    embedder = default_embedder()
+    if ray or ray_address:
+        from qa.ray_embedding import RayEmbedder
+
+        embedder = RayEmbedder(embedder, ray_address, ray_actors)
     try:
+        target = open_store(_index_dir(index), settings)
         report = indexing.index_paths(
             paths,
-            index_dir,
-            default_embedder(),
+            target,
+            embedder,
             ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_sentences),
             prune=prune,
             batch_size=settings.embed_batch_size,
@@ -85,26 +138,28 @@ def index(
         raise _fail(exc) from exc
     for path, reason in report.failed:
         typer.secho(f"failed: {path}: {reason}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(f"{index_dir} ({report.version}): {report.summary()}")
+    typer.echo(f"{target.name} ({report.version}): {report.summary()}")
     if not report.ok:
         raise typer.Exit(1)
 
 
 def _print_status(index_dir: Path) -> None:
     from qa import store
+    from qa.index_store import open_store
 
     try:
-        snap = store.open_snapshot(index_dir)
+        target = open_store(index_dir)
+        snap = target.open()
     except QAError as exc:
         raise _fail(exc) from exc
     m = snap.manifest
-    size = store.disk_size(snap.path)
-    typer.echo(f"index     {index_dir} (version {snap.version}, format {m['format']})")
+    typer.echo(f"index     {target.name} (version {snap.version}, format {m['format']})")
     typer.echo(f"model     {m['model']} ({m['dim']} dimensions)")
     typer.echo(f"chunking  {m['chunking']}")
     typer.echo(f"documents {len(m['documents'])}")
     typer.echo(f"chunks    {m['n_chunks']}")
-    typer.echo(f"size      {size / 1e6:.1f} MB on disk")
+    if isinstance(snap, store.Snapshot):
+        typer.echo(f"size      {store.disk_size(snap.path) / 1e6:.1f} MB on disk")
     typer.echo(f"created   {m['created_at']}")
     for doc_id, meta in sorted(m["documents"].items()):
         date = meta.get("date") or "-"
@@ -158,10 +213,14 @@ def ask(
         bool, typer.Option("--stream", help="Show the model's words as it writes (QA_LLM_URL).")
     ] = False,
     mode: ModeOpt = None,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Answer one question from the index, with numbered citations."""
     from qa.schemas import AskResponse
 
+    _use_store(store, milvus_uri, collection)
     try:
         with closing(_engine(index)) as engine:
             result = _answer(engine, question, top_k, mode, stream and not as_json)
@@ -277,10 +336,14 @@ def eval_(
             "--skip-if-missing", help="Exit 0 with a note when data the set reads is missing."
         ),
     ] = False,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Run an eval set through Engine.ask and report recall, citations, abstention, latency."""
     from contextlib import ExitStack
 
+    _use_store(store, milvus_uri, collection)
     from qa.embedding import is_terminal
     from qa.errors import MissingData
     from qa.eval import report, run, summary
@@ -335,12 +398,16 @@ def serve(
     index: IndexOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Run the HTTP service (OpenAPI docs at /docs); the model and index load once."""
     import uvicorn
 
     from qa.api import create_app
 
+    _use_store(store, milvus_uri, collection)
     settings = get_settings()
     if index is not None:
         settings = settings.model_copy(update={"index_dir": index})
@@ -363,6 +430,15 @@ BenchOut = Annotated[Path, typer.Option("--out", help="Folder for the JSON (and 
 BENCH_SET = Path("eval/sets/squad-dev")  # the set whose corpus and questions the benches use
 
 
+def _bench_corpus() -> list[Path]:
+    """The benches' default corpus: the bench set's, read in place (MissingData when absent)."""
+    from qa.eval import sets
+
+    eval_set = sets.load_set(BENCH_SET)
+    eval_set.require(eval_set.corpus)
+    return list(eval_set.corpus)
+
+
 @bench_app.command("index")
 def bench_index(
     corpus: Annotated[
@@ -376,13 +452,10 @@ def bench_index(
     ] = None,
 ) -> None:
     """Indexing throughput vs the bare encoder on the same chunks; no-change re-index time."""
-    from qa.eval import bench_index, report, sets, timing
+    from qa.eval import bench_index, report, timing
 
     try:
-        if not corpus:
-            eval_set = sets.load_set(BENCH_SET)
-            eval_set.require(eval_set.corpus)
-            corpus = list(eval_set.corpus)
+        corpus = corpus or _bench_corpus()
         result = bench_index.bench_index(corpus, None, batch_size, repeats, say=timing.stderr_say)
     except QAError as exc:
         raise _fail(exc, _code(exc)) from exc
@@ -401,18 +474,41 @@ def bench_ocr(
     out: BenchOut = Path("reports/bench"),
 ) -> None:
     """OCR seconds per scanned PDF page, beside Tesseract alone on the same page images."""
-    from qa.eval import bench_ocr, report, sets, timing
+    from qa.eval import bench_ocr, report, timing
 
     try:
         if source is None:
-            eval_set = sets.load_set(BENCH_SET)
-            eval_set.require(eval_set.corpus)
-            source = sorted(p for d in eval_set.corpus for p in Path(d).glob("*.txt"))[0]
+            source = sorted(p for d in _bench_corpus() for p in Path(d).glob("*.txt"))[0]
         result = bench_ocr.bench_ocr(source, pages, say=timing.stderr_say)
     except QAError as exc:
         raise _fail(exc, _code(exc)) from exc
     path = report.write_json(result, out / "ocr.json")
     typer.echo(bench_ocr.format_ocr(result))
+    typer.echo(f"\nwrote {path}")
+
+
+@bench_app.command("ray")
+def bench_ray(
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="Files or folders to embed [default: squad-dev's corpus]."),
+    ] = None,
+    actors: Annotated[str, typer.Option(help="Actor pool sizes, comma-separated.")] = "1,2",
+    out: BenchOut = Path("reports/bench"),
+) -> None:
+    """Embedding with Ray Data actors beside the local encoder: chunks/s, same vectors."""
+    from qa.eval import bench_ray, report, timing
+
+    try:
+        corpus = corpus or _bench_corpus()
+        sizes = [int(a) for a in actors.split(",") if a.strip()]
+        result = bench_ray.bench_ray(corpus, sizes, say=timing.stderr_say)
+    except ValueError as exc:
+        raise _fail(f"--actors takes whole numbers separated by commas, not {actors!r}", 2) from exc
+    except QAError as exc:
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / "ray.json")
+    typer.echo(bench_ray.format_ray(result))
     typer.echo(f"\nwrote {path}")
 
 
@@ -452,9 +548,18 @@ def bench_scale(
     ] = BENCH_SET,
     queries: Annotated[int, typer.Option(min=1, help="Questions asked per size.")] = 50,
     out: BenchOut = Path("reports/bench"),
+    stores: Annotated[
+        str,
+        typer.Option(help="Stores compared, comma-separated: folder-flat, folder-hnsw, milvus."),
+    ] = "folder-flat,folder-hnsw,milvus",
 ) -> None:
-    """Build time, query latency, memory and disk as the index grows (synthetic copies)."""
+    """Build time, query latency, recall, memory and disk as the index grows (synthetic copies),
+    for each store."""
     from qa.eval import bench_scale, report, timing
+
+    kinds = [k.strip() for k in stores.split(",") if k.strip()]
+    if not kinds or set(kinds) - set(bench_scale.STORES):
+        raise _fail(f"--stores takes {', '.join(bench_scale.STORES)}, not {stores!r}", 2)
 
     try:
         counts = [int(s) for s in sizes.split(",") if s.strip()]
@@ -463,7 +568,9 @@ def bench_scale(
     if not counts or min(counts) < 1:
         raise _fail("--sizes needs at least one positive number of chunks", 2)
     try:
-        result = bench_scale.bench_scale(counts, set_dir, queries, say=timing.stderr_say)
+        result = bench_scale.bench_scale(
+            counts, set_dir, queries, say=timing.stderr_say, stores=kinds
+        )
     except QAError as exc:
         raise _fail(exc, _code(exc)) from exc
     path = report.write_json(result, out / "scale.json")

@@ -35,6 +35,24 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per encoder batch.")
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are refused when indexing.")
+    vector_index: Literal["flat", "hnsw"] = Field(
+        "flat",
+        description="Dense index of an index folder: flat = exact search, hnsw = FAISS HNSW "
+        "graph (approximate, faster on large indexes); applies from the next write.",
+    )
+
+    # Store: the index folder (default) or Milvus
+    store: Literal["folder", "milvus"] = Field(
+        "folder", description="Where the index lives: folder = QA_INDEX_DIR, milvus = Milvus."
+    )
+    milvus_uri: str = Field(
+        "index/milvus.db",
+        description="Milvus to use with QA_STORE=milvus: a local file (Milvus Lite, embedded) or "
+        "http://host:19530 (a Milvus server).",
+    )
+    milvus_collection: str = Field(
+        "qa", description="Name prefix of the Milvus collections holding the index."
+    )
 
     # Retrieval and answers
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Passages returned per question.")

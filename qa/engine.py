@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa import answering, chat, generation, llm, locations, retrieval, store
+from qa import answering, chat, generation, llm, locations, retrieval
 from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, default_embedder
 from qa.errors import InvalidInput
+from qa.index_store import IndexStore, IndexView, open_store
 from qa.models import Answer, Document, Passage
 from qa.reader import Reader, default_reader
 from qa.retrieval import Filters
@@ -19,18 +20,21 @@ from qa.verify import Check
 
 
 class Engine:
-    """Answers questions over one index folder, picking up new versions without a restart."""
+    """Answers questions over one index (a folder or another store), picking up new versions
+    without a restart."""
 
     def __init__(
         self,
-        index_dir: Path | None = None,
+        index_dir: Path | IndexStore | None = None,
         embedder: Embedder | None = None,
         settings: Settings | None = None,
         generator: llm.Generator | None = None,
         reader: Reader | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.index_dir = Path(index_dir or self.settings.index_dir)
+        self.store: IndexStore = open_store(index_dir, self.settings)
+        # The folder of the index, or of its uploads when the index lives elsewhere.
+        self.index_dir = Path(getattr(self.store, "index_dir", self.settings.index_dir))
         self.embedder = embedder or default_embedder()
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
         self.generator = generator or llm.generator_from_settings(self.settings)
@@ -39,7 +43,7 @@ class Engine:
         # (full); QA_READER=off: the rules alone.
         self.reader = None if self.settings.reader == "off" else reader or default_reader()
         self._lock = threading.Lock()
-        self._snapshot: store.Snapshot | None = None
+        self._snapshot: IndexView | None = None
         self._idf: answering.Idf | None = None
 
     def close(self) -> None:
@@ -47,17 +51,15 @@ class Engine:
         if self._owns_generator and self.generator is not None:
             self.generator.close()
 
-    def snapshot(self) -> store.Snapshot:
+    def snapshot(self) -> IndexView:
         """The live version; reloaded when another process or request has swapped in a new one."""
-        version = store.current_version(self.index_dir)
+        version = self.store.current_version()
         snap = self._snapshot
         if snap is not None and snap.version == version:
             return snap
         with self._lock:
             if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = store.open_snapshot(
-                    self.index_dir, self.embedder.name, self.embedder.dim
-                )
+                self._snapshot = self.store.open(self.embedder.name, self.embedder.dim)
                 self._idf = answering.Idf(self._snapshot)
             return self._snapshot
 
@@ -75,7 +77,7 @@ class Engine:
             min_prob=answering.READER_MIN_PROB if given is None else given
         )
 
-    def _idf_for(self, snap: store.Snapshot) -> answering.Idf:
+    def _idf_for(self, snap: IndexView) -> answering.Idf:
         idf = self._idf
         return idf if idf is not None and idf.snapshot is snap else answering.Idf(snap)
 
@@ -258,7 +260,7 @@ class _Retrieved:
     question: str
     query: str
     passages: list[Passage]
-    snap: store.Snapshot
+    snap: IndexView
     generator: llm.Generator | None
     started: float
     rewritten: float
@@ -277,7 +279,7 @@ class _Retrieved:
 
 
 def _located(
-    events: Iterator[generation.Token | generation.Final], snap: store.Snapshot
+    events: Iterator[generation.Token | generation.Final], snap: IndexView
 ) -> Iterator[generation.Token | generation.Final]:
     """Pass events through, with the page and section of each citation and passage."""
     for event in events:

@@ -27,3 +27,7 @@ class Busy(QAError):
 
 class MissingData(InvalidInput):
     """Data read in place (an eval set's shared corpus or questions) is not where it should be."""
+
+
+class StoreUnavailable(QAError):
+    """The index's store (a Milvus server or Milvus Lite file) cannot be reached or opened."""

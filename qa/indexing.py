@@ -15,7 +15,10 @@ from qa import ingest, store
 from qa.chunking import ChunkingParams, chunk_text
 from qa.embedding import Embedder
 from qa.errors import IndexMissing
+from qa.index_store import Changes, IndexStore, IndexView, open_store
 from qa.models import Chunk, Document
+
+Target = Path | IndexStore  # an index folder, or any store
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -52,7 +55,7 @@ class IndexReport:
 
 def index_paths(
     paths: Iterable[Path],
-    index_dir: Path,
+    index_dir: Target,
     embedder: Embedder,
     params: ChunkingParams | None = None,
     prune: bool = True,
@@ -82,7 +85,7 @@ def index_paths(
 
 def index_files(
     files: Sequence[ingest.SourceFile],
-    index_dir: Path,
+    index_dir: Target,
     embedder: Embedder,
     params: ChunkingParams | None = None,
     prune_roots: Sequence[Path] = (),
@@ -93,15 +96,16 @@ def index_files(
     remove_ids: Sequence[str] = (),
     loaded: Mapping[str, Document] | None = None,
 ) -> IndexReport:
-    """Index the given files (and drop `remove_ids`); see `index_paths`.
+    """Index the given files (and drop `remove_ids`) into a folder or store; see `index_paths`.
 
     `loaded`: documents the caller has already read from these very files, by id (an upload
     checked before it was stored), so that a scanned PDF is not read by OCR twice.
     """
     started = time.perf_counter()
     report = IndexReport()
-    with store.write_lock(index_dir):
-        old = _open_previous(index_dir, embedder)
+    target = open_store(index_dir)
+    with target.write_lock():
+        old = _open_previous(target, embedder)
         old_docs: dict[str, dict] = old.manifest["documents"] if old else {}
         params = params or _previous_params(old) or ChunkingParams()
         same_params = (
@@ -156,18 +160,19 @@ def index_files(
             return report
 
         replaced = gone | {d.id for d in fresh}
-        kept_docs, kept_chunks, kept_vectors = _kept(old, replaced, same_params, fresh, report)
+        kept = _kept(old, replaced, same_params, fresh)
         new_chunks, new_vectors, report.embedded_chunks = _embed_documents(
             fresh, embedder, params, batch_size, progress, on_progress
         )
-        documents = kept_docs + fresh
-        chunks = kept_chunks + new_chunks
-        vectors = np.vstack([kept_vectors.reshape(-1, embedder.dim), new_vectors])
-        manifest = build_manifest(documents, chunks, embedder.name, embedder.dim, params)
+        manifest = build_manifest(fresh, new_chunks, embedder.name, embedder.dim, params, kept)
+        n_chunks = sum(meta["n_chunks"] for meta in manifest["documents"].values())
         if on_progress:
-            on_progress("writing", len(chunks), len(chunks))
-        report.version = store.write_version(index_dir, manifest, documents, chunks, vectors)
-        report.n_chunks = len(chunks)
+            on_progress("writing", n_chunks, n_chunks)
+        changes = Changes(manifest, fresh, new_chunks, new_vectors, set(old_docs) & replaced)
+        if old is not None and not same_params:
+            changes.removed = set(old_docs)  # everything was re-chunked
+        report.version = target.write(old, changes)
+        report.n_chunks = n_chunks
         if old:
             old.close()
     report.seconds = time.perf_counter() - started
@@ -194,14 +199,14 @@ def _ocr_progress(progress: bool, on_progress: Progress | None) -> ingest.OnPage
     return show
 
 
-def _open_previous(index_dir: Path, embedder: Embedder) -> store.Snapshot | None:
+def _open_previous(target: IndexStore, embedder: Embedder) -> IndexView | None:
     try:
-        return store.open_snapshot(index_dir, embedder.name, embedder.dim)
+        return target.open(embedder.name, embedder.dim)
     except IndexMissing:
         return None
 
 
-def _previous_params(old: store.Snapshot | None) -> ChunkingParams | None:
+def _previous_params(old: IndexView | None) -> ChunkingParams | None:
     return ChunkingParams(**old.manifest["chunking"]) if old else None
 
 
@@ -219,30 +224,23 @@ def _vanished(old_docs: dict[str, dict], seen: set[str], roots: Sequence[Path]) 
 
 
 def _kept(
-    old: store.Snapshot | None,
-    replaced: set[str],
-    same_params: bool,
-    fresh: list[Document],
-    report: IndexReport,
-) -> tuple[list[Document], list[Chunk], np.ndarray]:
-    """Documents, chunks and vectors carried over unchanged from the previous version."""
+    old: IndexView | None, replaced: set[str], same_params: bool, fresh: list[Document]
+) -> dict[str, dict]:
+    """Manifest entries of the documents carried over unchanged from the previous version.
+
+    With new chunking parameters nothing is carried over: the old documents join `fresh`, to be
+    re-chunked and re-embedded."""
     if old is None:
-        return [], [], np.zeros((0, 0), dtype=np.float32)
-    docs, chunks, rows = [], [], []
-    for doc_id in old.manifest["documents"]:
+        return {}
+    kept = {}
+    for doc_id, meta in old.manifest["documents"].items():
         if doc_id in replaced:
             continue
-        doc = old.document(doc_id)
-        if not same_params:  # new chunking: re-chunk and re-embed everything
-            fresh.append(doc)
+        if not same_params:
+            fresh.append(old.document(doc_id))
             continue
-        docs.append(doc)
-        for row, chunk in old.doc_chunks(doc_id):
-            rows.append(row)
-            chunks.append(chunk)
-    dim = int(old.manifest["dim"])
-    vectors = old.all_vectors()[rows] if rows else np.zeros((0, dim), dtype=np.float32)
-    return docs, chunks, vectors
+        kept[doc_id] = meta
+    return kept
 
 
 def _embed_documents(
@@ -292,8 +290,10 @@ def build_manifest(
     model: str,
     dim: int,
     params: ChunkingParams,
+    kept: dict[str, dict] | None = None,
 ) -> dict:
-    """What a version records about how it was built and what it holds."""
+    """What a version records about how it was built and what it holds: `kept` documents'
+    entries (from the previous version) first, then those of `documents`."""
     counts: dict[str, int] = {}
     for chunk in chunks:
         counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
@@ -306,15 +306,18 @@ def build_manifest(
         "embedded_text": "title + newline + chunk text",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "documents": {
-            d.id: {
-                "hash": d.hash,
-                "title": d.title,
-                "date": d.date,
-                "place": d.place,
-                "source": d.source,
-                "author": d.author,
-                "n_chunks": counts.get(d.id, 0),
-            }
-            for d in documents
+            **(kept or {}),
+            **{
+                d.id: {
+                    "hash": d.hash,
+                    "title": d.title,
+                    "date": d.date,
+                    "place": d.place,
+                    "source": d.source,
+                    "author": d.author,
+                    "n_chunks": counts.get(d.id, 0),
+                }
+                for d in documents
+            },
         },
     }

@@ -1,8 +1,9 @@
-"""Hybrid retrieval: dense (FAISS over MiniLM) and lexical (BM25) scores, fused by weight.
+"""Hybrid retrieval: dense (MiniLM vectors) and lexical (BM25) scores, fused by weight.
 
 Plain reciprocal-rank fusion loses to BM25 alone at rank 1 on fact questions, so the two scores
 are min-max normalized over the candidates and mixed with a weight measured on squad-dev.
-Overlapping chunks of one document are merged into a single passage.
+Overlapping chunks of one document are merged into a single passage. Both retrievers run in
+the store (`IndexView`: FAISS and bm25s in a folder, or Milvus); fusion and merging happen here.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa import lexical
 from qa.embedding import Embedder
 from qa.errors import InvalidInput
+from qa.index_store import IndexView
 from qa.models import Passage
-from qa.store import Snapshot
 
 DENSE_WEIGHT = 0.5  # measured on squad-dev: beats BM25 and dense alone at k = 1, 3, 5, 10
 CANDIDATES = 100  # per retriever, before fusion
@@ -52,7 +52,7 @@ class Scored:
 
 
 def search(
-    snapshot: Snapshot,
+    snapshot: IndexView,
     embedder: Embedder,
     query: str,
     top_k: int = 5,
@@ -68,14 +68,17 @@ def search(
 
 
 def score_chunks(
-    snapshot: Snapshot,
+    snapshot: IndexView,
     embedder: Embedder,
     query: str,
     filters: Filters | None = None,
     dense_weight: float = DENSE_WEIGHT,
     query_vector: np.ndarray | None = None,
 ) -> list[Scored]:
-    """Candidate chunks from both retrievers, fused and sorted best first."""
+    """Candidate chunks from both retrievers, fused and sorted best first.
+
+    A candidate of one retriever gets its score from the other as well (its vector's inner
+    product, its BM25 score), so fusion compares every candidate on both."""
     n = snapshot.n_chunks
     if n == 0:
         return []
@@ -84,23 +87,19 @@ def score_chunks(
         return []
     depth = min(n, CANDIDATES)
     qvec = embedder.embed_query(query) if query_vector is None else query_vector
-    dense = _dense(snapshot, qvec, depth, allowed) if dense_weight > 0 else {}
-    lex_all = _bm25_scores(snapshot, query)
-    if allowed is not None:
-        masked = np.full(n, -1.0, dtype=np.float32)
-        masked[allowed] = lex_all[allowed]
-        lex_all = masked
-    lex_top = np.argpartition(-lex_all, depth - 1)[:depth] if dense_weight < 1 else []
-    lex_top = [int(r) for r in lex_top if lex_all[r] > 0]
-    rows = list(dict.fromkeys([*dense, *lex_top]))
+    dense = snapshot.dense_search(qvec, depth, allowed) if dense_weight > 0 else {}
+    lex = snapshot.lexical_search(query, depth, allowed) if dense_weight < 1 else {}
+    rows = list(dict.fromkeys([*dense, *lex]))
     if not rows:
         return []
     missing = [r for r in rows if r not in dense]
     if missing:
-        vectors = np.vstack([snapshot.vectors.reconstruct(int(r)) for r in missing])
-        dense.update(zip(missing, (vectors @ qvec).tolist(), strict=True))
+        dense.update(zip(missing, (snapshot.vectors_of(missing) @ qvec).tolist(), strict=True))
+    missing = [r for r in rows if r not in lex]
+    if missing:
+        lex.update(zip(missing, snapshot.lexical_scores(query, missing), strict=True))
     d = np.array([dense[r] for r in rows], dtype=np.float32)
-    lx = np.array([max(float(lex_all[r]), 0.0) for r in rows], dtype=np.float32)
+    lx = np.array([max(lex[r], 0.0) for r in rows], dtype=np.float32)
     fused = dense_weight * _minmax(d) + (1 - dense_weight) * _minmax(lx)
     order = np.argsort(-fused, kind="stable")
     return [
@@ -116,40 +115,12 @@ def _minmax(x: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo) if hi > lo else np.ones_like(x)
 
 
-def _dense(
-    snapshot: Snapshot, qvec: np.ndarray, depth: int, allowed: np.ndarray | None
-) -> dict[int, float]:
-    import faiss
-
-    params = None
-    if allowed is not None:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
-        depth = min(depth, len(allowed))
-    scores, ids = snapshot.vectors.search(
-        qvec.reshape(1, -1).astype(np.float32), depth, params=params
-    )
-    return {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
-
-
-def _bm25_scores(snapshot: Snapshot, query: str) -> np.ndarray:
-    vocab = snapshot.bm25.vocab_dict
-    ids = [vocab[t] for t in lexical.terms(query) if t in vocab]
-    if not ids:
-        return np.zeros(snapshot.n_chunks, dtype=np.float32)
-    return np.asarray(snapshot.bm25.get_scores(ids), dtype=np.float32)
-
-
-def _allowed_rows(snapshot: Snapshot, filters: Filters) -> np.ndarray:
+def _allowed_rows(snapshot: IndexView, filters: Filters) -> np.ndarray:
     docs = snapshot.manifest["documents"]
-    ok = [d for d, meta in docs.items() if filters.allows(d, meta.get("date"))]
-    if not ok:
-        return np.zeros(0, dtype=np.int64)
-    marks = ",".join("?" * len(ok))
-    rows = snapshot.db.execute(f"SELECT row FROM chunks WHERE doc_id IN ({marks})", ok)
-    return np.array(sorted(r for (r,) in rows), dtype=np.int64)
+    return snapshot.rows_of([d for d, meta in docs.items() if filters.allows(d, meta.get("date"))])
 
 
-def merge_passages(snapshot: Snapshot, scored: list[Scored], top_k: int) -> list[Passage]:
+def merge_passages(snapshot: IndexView, scored: list[Scored], top_k: int) -> list[Passage]:
     """The first `top_k` passages of ranked chunks, best first.
 
     A chunk that overlaps or touches passages of its document joins them (bridging two of them
@@ -188,7 +159,7 @@ def merge_passages(snapshot: Snapshot, scored: list[Scored], top_k: int) -> list
                 source=meta["source"],
                 start=span.start,
                 end=span.end,
-                text=_slice(snapshot, span.doc_id, span.start, span.end),
+                text=snapshot.text_slice(span.doc_id, span.start, span.end),
                 score=round(span.best.score, 4),
                 dense_score=round(span.best.dense, 4),
                 lexical_score=round(span.best.lexical, 4),
@@ -205,10 +176,3 @@ class _Span:
     start: int
     end: int
     best: Scored
-
-
-def _slice(snapshot: Snapshot, doc_id: str, start: int, end: int) -> str:
-    (text,) = snapshot.db.execute(
-        "SELECT substr(text, ?, ?) FROM documents WHERE id = ?", (start + 1, end - start, doc_id)
-    ).fetchone()
-    return text

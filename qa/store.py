@@ -5,7 +5,8 @@
       .lock                held by the one process that writes
       v000003/
         manifest.json      what built it: format, model, dim, chunking, documents, counts
-        vectors.faiss      inner-product FAISS index over unit vectors; row i = chunk i
+        vectors.faiss      inner-product FAISS index over unit vectors (exact flat, or HNSW
+                           with QA_VECTOR_INDEX=hnsw); row i = chunk i
         chunks.sqlite      documents (full text; pages and sections as JSON marks) and chunks
                            (offsets and text), readable
         bm25/              bm25s arrays and vocabulary (numpy + JSON, no pickle)
@@ -13,19 +14,22 @@
 A writer builds a new version in a temporary folder beside the live one, fsyncs it, renames it
 into place and only then points CURRENT at it. A crash at any moment leaves CURRENT naming a
 complete version. Readers load whatever CURRENT names and keep that snapshot for a request.
+`FolderStore` is this folder behind the store interface (`qa/index_store.py`); a `Snapshot` is
+its `IndexView`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -33,11 +37,16 @@ from typing import Any
 import numpy as np
 
 from qa import lexical
-from qa.errors import Busy, IndexMismatch, IndexMissing, NotFound
+from qa.errors import Busy, IndexMismatch, IndexMissing, InvalidInput, NotFound
+from qa.index_store import Changes, IndexView
 from qa.models import Chunk, Document, Mark
 
 FORMAT = 1
 KEEP_VERSIONS = 2  # the live one and the one before, which readers may still hold
+VECTOR_INDEXES = ("flat", "hnsw")
+HNSW_M = 32  # graph degree: recall and memory grow with it
+HNSW_EF_CONSTRUCTION = 200  # build-time breadth
+HNSW_EF_SEARCH = 512  # search-time breadth: 128 gave recall@10 0.82 at 100k synthetic chunks
 
 
 def embed_text(title: str, text: str) -> str:
@@ -54,6 +63,7 @@ class Snapshot:
     vectors: Any  # faiss.Index
     bm25: Any  # bm25s.BM25
     db: sqlite3.Connection
+    _lexical: tuple[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def version(self) -> str:
@@ -120,6 +130,87 @@ class Snapshot:
                 (doc_id,),
             )
         ]
+
+    def dense_search(
+        self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None = None
+    ) -> dict[int, float]:
+        import faiss
+
+        params = None
+        selector = None if allowed is None else faiss.IDSelectorBatch(allowed.astype(np.int64))
+        if isinstance(self.vectors, faiss.IndexHNSW):  # a file does not keep efSearch
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, depth))
+            if selector is not None:
+                params.sel = selector
+        elif selector is not None:
+            params = faiss.SearchParameters(sel=selector)
+        if allowed is not None:
+            depth = min(depth, len(allowed))
+        scores, ids = self.vectors.search(
+            qvec.reshape(1, -1).astype(np.float32), depth, params=params
+        )
+        return {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+
+    def _bm25_scores(self, query: str) -> np.ndarray:
+        """BM25 scores of every row; the last query's are kept, as fusion asks twice."""
+        last = self._lexical
+        if last is not None and last[0] == query:
+            return last[1]
+        vocab = self.bm25.vocab_dict
+        ids = [vocab[t] for t in lexical.terms(query) if t in vocab]
+        scores = (
+            np.asarray(self.bm25.get_scores(ids), dtype=np.float32)
+            if ids
+            else np.zeros(self.n_chunks, dtype=np.float32)
+        )
+        self._lexical = (query, scores)
+        return scores
+
+    def lexical_search(
+        self, query: str, depth: int, allowed: np.ndarray | None = None
+    ) -> dict[int, float]:
+        scores = self._bm25_scores(query)
+        if allowed is not None:
+            masked = np.full(self.n_chunks, -1.0, dtype=np.float32)
+            masked[allowed] = scores[allowed]
+            scores = masked
+        top = np.argpartition(-scores, depth - 1)[:depth]
+        return {int(r): float(scores[r]) for r in top if scores[r] > 0}
+
+    def lexical_scores(self, query: str, rows: Sequence[int]) -> list[float]:
+        scores = self._bm25_scores(query)
+        return [float(scores[r]) for r in rows]
+
+    def vectors_of(self, rows: Sequence[int]) -> np.ndarray:
+        return self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    def rows_of(self, doc_ids: Sequence[str]) -> np.ndarray:
+        if not doc_ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(doc_ids))
+        rows = self.db.execute(f"SELECT row FROM chunks WHERE doc_id IN ({marks})", list(doc_ids))
+        return np.array(sorted(r for (r,) in rows), dtype=np.int64)
+
+    def text_slice(self, doc_id: str, start: int, end: int) -> str:
+        (text,) = self.db.execute(
+            "SELECT substr(text, ?, ?) FROM documents WHERE id = ?",
+            (start + 1, end - start, doc_id),
+        ).fetchone()
+        return text
+
+    @functools.cached_property
+    def _df_table(self) -> tuple[dict[str, int], np.ndarray, int]:
+        bm25 = self.bm25
+        if bm25 is None:
+            return {}, np.zeros(0), 1
+        indptr = np.asarray(bm25.scores["indptr"])
+        df = np.diff(np.append(indptr, len(bm25.scores["data"])))[: len(bm25.vocab_dict)]
+        return bm25.vocab_dict, df, int(bm25.scores["num_docs"])
+
+    def term_df(self, term: str) -> tuple[int, int]:
+        vocab, df, n = self._df_table
+        count = int(df[vocab[term]]) if term in vocab and vocab[term] < len(df) else 0
+        return count, n
 
     def all_vectors(self) -> np.ndarray:
         return (
@@ -214,6 +305,7 @@ def write_version(
     documents: Sequence[Document],
     chunks: Sequence[Chunk],
     vectors: np.ndarray,
+    vector_index: str = "flat",
 ) -> str:
     """Write a complete new version beside the live one and swap it in; returns its name.
 
@@ -227,11 +319,13 @@ def write_version(
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=index_dir))
     try:
         manifest = {**manifest, "version": name, "n_chunks": len(chunks)}
+        if vector_index != "flat":  # absent means flat: folders written before it was a choice
+            manifest["vector_index"] = vector_index
         _write_db(tmp / "chunks.sqlite", documents, chunks)
-        flat = faiss.IndexFlatIP(int(manifest["dim"]))
+        index = new_vector_index(vector_index, int(manifest["dim"]))
         if len(chunks):
-            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        faiss.write_index(flat, str(tmp / "vectors.faiss"))
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        faiss.write_index(index, str(tmp / "vectors.faiss"))
         if chunks:
             _write_bm25(tmp / "bm25", documents, chunks)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -250,6 +344,71 @@ def write_version(
     _fsync_dir(index_dir)
     _remove_old_versions(index_dir, keep=name)
     return name
+
+
+def new_vector_index(kind: str, dim: int) -> Any:
+    """An empty inner-product FAISS index: exact ("flat") or an HNSW graph ("hnsw")."""
+    import faiss
+
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return index
+    raise InvalidInput(f"vector index must be one of {', '.join(VECTOR_INDEXES)}, not {kind!r}")
+
+
+class FolderStore:
+    """The index folder behind the store interface: every write is a complete new version."""
+
+    def __init__(self, index_dir: Path, vector_index: str = "flat") -> None:
+        if vector_index not in VECTOR_INDEXES:
+            new_vector_index(vector_index, 1)  # raises the clear error
+        self.index_dir = Path(index_dir)
+        self.vector_index = vector_index
+
+    @property
+    def name(self) -> str:
+        return str(self.index_dir)
+
+    def current_version(self) -> str | None:
+        return current_version(self.index_dir)
+
+    def open(self, model: str | None = None, dim: int | None = None) -> Snapshot:
+        return open_snapshot(self.index_dir, model, dim)
+
+    def write_lock(self) -> contextlib.AbstractContextManager[None]:
+        return write_lock(self.index_dir)
+
+    def write(self, old: IndexView | None, changes: Changes) -> str:
+        """A new version: the old one's documents that stay (their chunks and vectors carried
+        over, not re-embedded), then the fresh ones."""
+        dim = int(changes.manifest["dim"])
+        replaced = changes.removed | {d.id for d in changes.documents}
+        docs: list[Document] = []
+        chunks: list[Chunk] = []
+        rows: list[int] = []
+        if old is not None:
+            for doc_id in old.manifest["documents"]:
+                if doc_id in replaced:
+                    continue
+                docs.append(old.document(doc_id))
+                for row, chunk in old.doc_chunks(doc_id):
+                    rows.append(row)
+                    chunks.append(chunk)
+        kept = old.vectors_of(rows) if old is not None and rows else np.zeros((0, dim))
+        new = changes.vectors if changes.vectors is not None else np.zeros((0, dim))
+        vectors = np.vstack([kept.reshape(-1, dim), new.reshape(-1, dim)]).astype(np.float32)
+        return write_version(
+            self.index_dir,
+            changes.manifest,
+            docs + changes.documents,
+            chunks + changes.chunks,
+            vectors,
+            self.vector_index,
+        )
 
 
 def _next_version_name(index_dir: Path) -> str:

@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from qa import indexing, ingest, store
+from qa import indexing, ingest
 from qa.chunking import ChunkingParams
 from qa.config import Settings
 from qa.embedding import Embedder
 from qa.errors import Busy, InvalidInput, NotFound
+from qa.index_store import IndexStore, open_store
 from qa.models import Document
 from qa.schemas import FileOutcome, Job
 
@@ -99,8 +100,15 @@ def _size(upload: Upload) -> int:
 class Jobs:
     """The upload queue: stages files, runs indexing jobs one at a time, removes documents."""
 
-    def __init__(self, index_dir: Path, embedder: Embedder, settings: Settings) -> None:
-        self.index_dir = Path(index_dir)
+    def __init__(
+        self,
+        index_dir: Path,
+        embedder: Embedder,
+        settings: Settings,
+        target: IndexStore | None = None,
+    ) -> None:
+        self.index_dir = Path(index_dir)  # uploaded files are kept in its uploads/ folder
+        self.target: IndexStore = target or open_store(self.index_dir, settings)
         self.uploads = self.index_dir / UPLOADS
         self.embedder = embedder
         self.settings = settings
@@ -182,7 +190,7 @@ class Jobs:
         if not self._writing.acquire(timeout=10):
             raise Busy("an upload is being indexed; try again when its job is done")
         try:
-            report = indexing.index_files([], self.index_dir, self.embedder, remove_ids=[doc_id])
+            report = indexing.index_files([], self.target, self.embedder, remove_ids=[doc_id])
         finally:
             self._writing.release()
         stored = Path(source)
@@ -281,7 +289,7 @@ class Jobs:
         # A new index takes the configured chunking; an existing one keeps its own, so an
         # upload never re-embeds the whole collection because a setting changed.
         params = None
-        if store.current_version(self.index_dir) is None:
+        if self.target.current_version() is None:
             params = ChunkingParams(
                 self.settings.chunk_tokens, self.settings.chunk_overlap_sentences
             )
@@ -290,7 +298,7 @@ class Jobs:
                 with self._writing:
                     return indexing.index_files(
                         files,
-                        self.index_dir,
+                        self.target,
                         self.embedder,
                         params,
                         batch_size=self.settings.embed_batch_size,

@@ -237,3 +237,34 @@ def test_a_bad_setting_is_one_clear_error_before_any_command(
     assert result.exit_code == 2
     assert f"{name}='{value}'" in result.output and says in result.output
     assert "Traceback" not in result.output
+
+
+def test_hnsw_setting_builds_a_graph_index_that_finds_what_flat_finds(tmp_path, monkeypatch):
+    import faiss
+
+    from qa import retrieval
+    from qa.cli import app
+    from qa.config import get_settings
+
+    fake = FakeEmbedder()
+    monkeypatch.setattr("qa.embedding.default_embedder", lambda: fake)
+    corpus = write_corpus(tmp_path / "corpus", n=4)
+    index_paths([corpus], tmp_path / "flat", fake)
+    monkeypatch.setenv("QA_VECTOR_INDEX", "hnsw")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["index", str(corpus), "--index", str(tmp_path / "hnsw")])
+    assert result.exit_code == 0, result.output
+    flat, hnsw = (
+        snapshot_is_consistent(tmp_path / "flat"),
+        snapshot_is_consistent(tmp_path / "hnsw"),
+    )
+    assert isinstance(hnsw.vectors, faiss.IndexHNSW) and hnsw.manifest["vector_index"] == "hnsw"
+    assert isinstance(flat.vectors, faiss.IndexFlat) and "vector_index" not in flat.manifest
+    for query in ("fact 3 about topic 2", "Document 1 states", "topic 0"):
+        assert retrieval.search(hnsw, fake, query, 5) == retrieval.search(flat, fake, query, 5)
+    only = retrieval.Filters(doc_ids=("doc2.txt",))
+    assert {p.doc_id for p in retrieval.search(hnsw, fake, "fact 3", 5, only)} == {"doc2.txt"}
+    monkeypatch.setenv("QA_VECTOR_INDEX", "ivf")
+    get_settings.cache_clear()
+    bad = CliRunner().invoke(app, ["index", str(corpus), "--index", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "QA_VECTOR_INDEX" in bad.output

@@ -1,7 +1,10 @@
-"""`qa bench scale`: build time, query latency, memory and disk as the index grows.
+"""`qa bench scale`: build time, query latency, recall, memory and disk as the index grows, for
+each store: the folder with exact FAISS (folder-flat), the folder with FAISS HNSW (folder-hnsw)
+and Milvus Lite (milvus, HNSW).
 
 The index grows by perturbed copies of a real set's chunks (see SYNTHETIC_NOTE); each size is
-written and queried in a fresh process, so memory figures are clean.
+written and queried in a fresh process, so memory figures are clean. The approximate stores are
+copies of the flat folder (`copy_index`: the same chunks and vectors, not re-embedded).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from qa.embedding import default_embedder
 from qa.eval.report import markdown_table, pyplot, run_info, save_figure
 from qa.eval.sets import build_index, default_index_dir, load_questions, load_set
 from qa.eval.timing import Say, context_line, encoder_model, latency_stats, quiet
+from qa.index_store import IndexStore, copy_index
 from qa.indexing import build_manifest
 from qa.models import Chunk, Document
 
@@ -145,12 +149,47 @@ def build_scaled(base_dir: str, out_dir: str, size: int, seed: int = 0) -> dict[
     }
 
 
-def query_scaled(index_dir: str, queries: list[dict], top_k: int, warmup: int = 3) -> dict:
-    """Load an index in a fresh process and time asks and searches; memory as it goes."""
+STORES = ("folder-flat", "folder-hnsw", "milvus")
+RECALL_K = 10
+
+
+def open_bench_store(kind: str, where: str) -> IndexStore:
+    """The store of one kind at `where` (a folder; Milvus Lite keeps its file inside it)."""
+    if kind == "milvus":
+        from qa.milvus_store import MilvusStore
+
+        Path(where).mkdir(parents=True, exist_ok=True)
+        return MilvusStore(str(Path(where) / "milvus.db"), "bench")
+    return store.FolderStore(Path(where), kind.removeprefix("folder-"))
+
+
+def copy_scaled(flat_dir: str, kind: str, where: str) -> dict[str, Any]:
+    """Copy the flat folder into a store of another kind; the time it takes and its disk."""
+    source = store.open_snapshot(Path(flat_dir))
+    target = open_bench_store(kind, where)
+    t0 = time.perf_counter()
+    copy_index(source, target)
+    write_s = time.perf_counter() - t0
+    source.close()
+    return {"write_s": write_s, "disk_mb": store.disk_size(Path(where)) / 1e6}
+
+
+def query_scaled(
+    index_dir: str,
+    queries: list[dict],
+    top_k: int,
+    warmup: int = 3,
+    kind: str = "folder-flat",
+    exact: list[list[tuple[str, int]]] | None = None,
+) -> dict:
+    """Load an index in a fresh process and time asks and searches; memory as it goes.
+
+    Returns each query's dense top RECALL_K as (doc_id, ord); with `exact` (the flat index's),
+    the recall of this store's dense search against it."""
     from qa.engine import Engine
 
     rss_start = _rss_mb()["rss"]
-    engine = Engine(Path(index_dir))
+    engine = Engine(open_bench_store(kind, index_dir))
     engine.embedder.embed_query("warm up the model")
     rss_model = _rss_mb()["rss"]
     t0 = time.perf_counter()
@@ -160,7 +199,7 @@ def query_scaled(index_dir: str, queries: list[dict], top_k: int, warmup: int = 
     for q in queries[:warmup]:
         engine.ask(q["question"], history=q["history"], top_k=top_k)
     snap = engine.snapshot()
-    ask_ms, rank_ms = [], []
+    ask_ms, rank_ms, dense_ms, top = [], [], [], []
     for q in queries:
         t0 = time.perf_counter()
         result = engine.ask(q["question"], history=q["history"], top_k=top_k)
@@ -170,8 +209,19 @@ def query_scaled(index_dir: str, queries: list[dict], top_k: int, warmup: int = 
         t0 = time.perf_counter()
         retrieval.search(snap, engine.embedder, result.query, top_k, query_vector=vector)
         rank_ms.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        nearest = snap.dense_search(vector, RECALL_K)
+        dense_ms.append((time.perf_counter() - t0) * 1e3)
+        top.append([(c.doc_id, c.ord) for c in snap.chunks(list(nearest))])
+    recall = None
+    if exact is not None:
+        hits = [len(set(map(tuple, e)) & set(t)) for e, t in zip(exact, top, strict=True)]
+        recall = sum(hits) / sum(len(e) for e in exact)
     mem = _rss_mb()
     return {
+        "dense_top": top,
+        "recall_at_10": recall,
+        "dense_ms": latency_stats(dense_ms),
         "load_s": load_s,
         "ask_ms": latency_stats(ask_ms),
         "rank_ms": latency_stats(rank_ms),
@@ -191,6 +241,7 @@ def bench_scale(
     top_k: int | None = None,
     work_dir: Path | None = None,
     say: Say = quiet,
+    stores: Sequence[str] = ("folder-flat",),
 ) -> dict[str, Any]:
     """Index/query latency, memory and disk at growing sizes (see SYNTHETIC_NOTE)."""
     from qa.config import get_settings
@@ -232,9 +283,33 @@ def bench_scale(
             )
             with ProcessPoolExecutor(1, mp_context=spawn) as pool:
                 queried = pool.submit(query_scaled, str(out_dir), queries, top_k).result()
-            rows.append(
-                {"size": size, **built, "embed_est_s": built["chunks"] / floor_rate, **queried}
-            )
+            exact = queried.pop("dense_top")
+            est = built["chunks"] / floor_rate
+            if "folder-flat" in stores:
+                rows.append(
+                    {
+                        "size": size,
+                        "store": "folder-flat",
+                        **built,
+                        "embed_est_s": est,
+                        **queried,
+                        "recall_at_10": 1.0,
+                    }
+                )
+            for kind in (k for k in stores if k != "folder-flat"):
+                where = tmp / f"n{size}-{kind}"
+                say(f"size {size}: copying into {kind}")
+                with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                    copied = pool.submit(copy_scaled, str(out_dir), kind, str(where)).result()
+                say(f"size {size}: {kind} written in {copied['write_s']:.1f} s; querying")
+                with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                    job = pool.submit(query_scaled, str(where), queries, top_k, 3, kind, exact)
+                    other = job.result()
+                other.pop("dense_top")
+                rows.append(
+                    {"size": size, "store": kind, **built, **copied, "embed_est_s": est, **other}
+                )
+                shutil.rmtree(where, ignore_errors=True)
             shutil.rmtree(out_dir, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -250,6 +325,7 @@ def bench_scale(
 
 def format_scale(r: dict[str, Any]) -> str:
     header = [
+        "store",
         "chunks",
         "write s",
         "embed s (est.)",
@@ -257,12 +333,15 @@ def format_scale(r: dict[str, Any]) -> str:
         "ask p95",
         "rank p50",
         "rank p95",
+        "dense p50",
+        "recall@10",
         "index RSS MB",
         "peak RSS MB",
         "disk MB",
     ]
     rows = [
         [
+            row.get("store", "folder-flat"),
             str(row["chunks"]),
             f"{row['write_s']:.1f}",
             f"{row['embed_est_s']:.0f}",
@@ -270,6 +349,8 @@ def format_scale(r: dict[str, Any]) -> str:
             f"{row['ask_ms']['p95']:.1f}",
             f"{row['rank_ms']['p50']:.1f}",
             f"{row['rank_ms']['p95']:.1f}",
+            f"{row['dense_ms']['p50']:.2f}" if "dense_ms" in row else "-",
+            f"{row['recall_at_10']:.3f}" if row.get("recall_at_10") is not None else "-",
             f"{row['index_rss_mb']:.0f}",
             f"{row['peak_rss_mb']:.0f}",
             f"{row['disk_mb']:.1f}",
@@ -285,39 +366,49 @@ def format_scale(r: dict[str, Any]) -> str:
             "",
             markdown_table(header, rows),
             "",
-            "Latencies in ms, warm. ask = Engine.ask; rank = retrieval.search (BM25 + FAISS + "
-            "fusion + passages) with the query vector given, i.e. without the encoder. "
+            "Latencies in ms, warm. ask = Engine.ask; rank = retrieval.search (BM25 + dense + "
+            "fusion + passages) with the query vector given, i.e. without the encoder; dense = "
+            f"the store's dense top-{RECALL_K} alone; recall@10 = share of the exact (flat) "
+            f"dense top-{RECALL_K} that the store's dense search returns. write = writing the "
+            "index (for hnsw and milvus: copying the flat folder's chunks and vectors in). "
             "index RSS = resident memory added by loading the index and asking (model "
-            "excluded); peak RSS = the querying process's peak.",
+            "excluded; Milvus Lite runs in its own process, not counted); peak RSS = the "
+            "querying process's peak.",
             r["note"],
         ]
     )
 
 
 def plot_scale(r: dict[str, Any], path: Path) -> Path:
-    """Build time, query latency and memory against the number of chunks."""
+    """Build time, query latency, recall and memory against the number of chunks, per store."""
     plt = pyplot()
-    n = [row["chunks"] for row in r["rows"]]
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.6))
-    a.plot(n, [row["write_s"] for row in r["rows"]], "o-", label="write index (measured)")
-    a.plot(n, [row["embed_est_s"] for row in r["rows"]], "s--", label="embed (est. at floor)")
+    fig, (a, b, c, d) = plt.subplots(1, 4, figsize=(20, 4.6))
+    kinds = list(dict.fromkeys(row.get("store", "folder-flat") for row in r["rows"]))
+    for kind in kinds:
+        rows = [row for row in r["rows"] if row.get("store", "folder-flat") == kind]
+        n = [row["chunks"] for row in rows]
+        a.plot(n, [row["write_s"] for row in rows], "o-", label=f"{kind}: write")
+        b.plot(n, [row["rank_ms"]["p50"] for row in rows], "o-", label=f"{kind}: rank p50")
+        b.plot(n, [row["ask_ms"]["p50"] for row in rows], "s--", label=f"{kind}: ask p50")
+        c.plot(n, [row.get("recall_at_10") or 0 for row in rows], "o-", label=kind)
+        d.plot(n, [row["disk_mb"] for row in rows], "s--", label=f"{kind}: disk")
+        d.plot(n, [row["index_rss_mb"] for row in rows], "o-", label=f"{kind}: index RSS")
+    flat = [row for row in r["rows"] if row.get("store", "folder-flat") == kinds[0]]
+    a.plot(
+        [row["chunks"] for row in flat],
+        [row["embed_est_s"] for row in flat],
+        "k:",
+        label="embed (est. at floor)",
+    )
     a.set(xscale="log", yscale="log", xlabel="chunks", ylabel="seconds", title="Build time")
-    for key, label, color in (
-        ("ask_ms", "Engine.ask", "tab:green"),
-        ("rank_ms", "rank only (no encoder)", "tab:purple"),
-    ):
-        b.plot(n, [row[key]["p50"] for row in r["rows"]], "o-", color=color, label=f"{label} p50")
-        b.plot(n, [row[key]["p95"] for row in r["rows"]], "s--", color=color, label=f"{label} p95")
     b.set(xscale="log", yscale="log", xlabel="chunks", ylabel="ms per question")
     b.set_title("Query latency (warm)")
-    c.plot(n, [row["index_rss_mb"] for row in r["rows"]], "o-", label="RSS of the loaded index")
-    c.plot(n, [row["peak_rss_mb"] for row in r["rows"]], "^-", label="peak RSS, querying")
-    c.plot(n, [row["build_peak_rss_mb"] for row in r["rows"]], "v-", label="peak RSS, building")
-    c.plot(n, [row["disk_mb"] for row in r["rows"]], "s--", label="index on disk")
-    c.set(xscale="log", yscale="log", xlabel="chunks", ylabel="MB", title="Memory and disk")
-    for ax in (a, b, c):
+    c.set(xscale="log", ylim=(0, 1.02), xlabel="chunks", ylabel="recall@10 vs exact")
+    c.set_title("Dense recall@10 against flat")
+    d.set(xscale="log", yscale="log", xlabel="chunks", ylabel="MB", title="Memory and disk")
+    for ax in (a, b, c, d):
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.suptitle(
         f"qa bench scale (synthetic growth of {Path(r['info']['set']).name}; "
         f"embedding estimated at {r['floor_chunks_per_s']:.0f} chunks/s)"

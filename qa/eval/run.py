@@ -244,6 +244,7 @@ def run_eval(
         "set": eval_set.name,
         "set_dir": str(set_dir),
         "index_dir": str(index_dir),
+        "store": engine.store.name,
         "index_version": snap.version,
         "n_chunks": snap.n_chunks,
         "n_documents": len(snap.manifest["documents"]),
