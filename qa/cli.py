@@ -101,6 +101,7 @@ def _print_status(index_dir: Path) -> None:
     size = store.disk_size(snap.path)
     typer.echo(f"index     {index_dir} (version {snap.version}, format {m['format']})")
     typer.echo(f"model     {m['model']} ({m['dim']} dimensions)")
+    typer.echo(f"backend   {_backends(m)}")
     typer.echo(f"chunking  {m['chunking']}")
     typer.echo(f"documents {len(m['documents'])}")
     typer.echo(f"chunks    {m['n_chunks']}")
@@ -110,6 +111,17 @@ def _print_status(index_dir: Path) -> None:
         date = meta.get("date") or "-"
         typer.echo(f"  {doc_id}  [{date}]  {meta['n_chunks']} chunks  {meta['title']}")
     snap.close()
+
+
+def _backends(manifest: dict) -> str:
+    """The index's runtime and its agreement with torch, and the one this process would use."""
+    from qa.embedding import default_embedder, index_runtime
+
+    built = index_runtime(manifest)
+    return (
+        f"built with {built['backend']} (mean cosine {float(built['agreement']):.4f} with torch); "
+        f"QA_EMBED_BACKEND={get_settings().embed_backend}: {default_embedder().backend}"
+    )
 
 
 def _engine(index: Path | None):

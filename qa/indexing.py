@@ -12,7 +12,7 @@ import numpy as np
 
 from qa import ingest, store
 from qa.chunking import ChunkingParams, chunk_text
-from qa.embedding import Embedder
+from qa.embedding import Embedder, check_runtime, runtime_record
 from qa.errors import IndexMissing
 from qa.models import Chunk, Document
 
@@ -143,6 +143,8 @@ def index_files(
             old.close()
             return report
 
+        if old is not None:
+            check_runtime(old.manifest, embedder.runtime(), index_dir)
         replaced = gone | {d.id for d in fresh}
         kept_docs, kept_chunks, kept_vectors = _kept(old, replaced, same_params, fresh, report)
         new_chunks, new_vectors, report.embedded_chunks = _embed_documents(
@@ -152,6 +154,7 @@ def index_files(
         chunks = kept_chunks + new_chunks
         vectors = np.vstack([kept_vectors.reshape(-1, embedder.dim), new_vectors])
         manifest = build_manifest(documents, chunks, embedder.name, embedder.dim, params)
+        manifest["embedding"] = runtime_record(embedder, old.manifest if old else None)
         if on_progress:
             on_progress("writing", len(chunks), len(chunks))
         report.version = store.write_version(index_dir, manifest, documents, chunks, vectors)
