@@ -376,16 +376,36 @@ def bench_index(
     batch_size: Annotated[
         int | None, typer.Option(help="Encoder batch [default: QA_EMBED_BATCH_SIZE]")
     ] = None,
+    runtimes: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated QA_EMBED_BACKEND runtimes to time beside the bare model, or "
+            "'none' [default: all; torch-bf16 only on CPUs with bf16]"
+        ),
+    ] = None,
+    questions: Annotated[
+        int, typer.Option(min=1, help="Single questions (squad-dev's) timed per runtime.")
+    ] = 50,
 ) -> None:
-    """Indexing throughput vs the bare encoder on the same chunks; no-change re-index time."""
-    from qa.eval import bench_index, report, sets, timing
+    """Indexing throughput vs the bare encoder on the same chunks; no-change re-index time;
+    each encoder runtime's chunks/s, query latency and agreement beside the bare model."""
+    from qa.eval import bench_index, bench_runtimes, report, sets, timing
 
+    names = bench_runtimes.default_runtimes() if runtimes is None else _names(runtimes)
     try:
+        eval_set = sets.load_set(BENCH_SET)
         if not corpus:
-            eval_set = sets.load_set(BENCH_SET)
             eval_set.require(eval_set.corpus)
             corpus = list(eval_set.corpus)
-        result = bench_index.bench_index(corpus, None, batch_size, repeats, say=timing.stderr_say)
+        asked = [q.question for q in sets.load_questions(eval_set)[:questions]] if names else []
+        result = bench_index.bench_index(
+            corpus,
+            batch_size=batch_size,
+            repeats=repeats,
+            say=timing.stderr_say,
+            runtimes=names,
+            questions=asked,
+        )
     except QAError as exc:
         raise _fail(exc, _code(exc)) from exc
     path = report.write_json(result, out / "index.json")
@@ -462,15 +482,26 @@ def bench_serve(
     ] = BENCH_SET,
     clients: Annotated[int, typer.Option(min=1, max=200, help="Concurrent clients.")] = 20,
     seconds: Annotated[float, typer.Option(min=1, max=600, help="How long to load.")] = 30.0,
+    baseline: Annotated[
+        bool,
+        typer.Option(help="Also load a torch, unbatched service in the same run, for the ratio."),
+    ] = True,
     out: BenchOut = Path("reports/bench"),
 ) -> None:
-    """The HTTP service under concurrent load: requests/s, p50/p95/p99, errors."""
+    """The HTTP service under concurrent load: requests/s, p50/p95/p99, errors, peak RSS; and
+    the same against the torch, unbatched service (the reference) in the same run."""
     from qa.eval import loadtest, report
 
     try:
         questions, index = _set_questions_and_index(set_dir, index)
         result = loadtest.bench_serve(
-            index, questions, url, clients, seconds, api_key=get_settings().api_key
+            index,
+            questions,
+            url,
+            clients,
+            seconds,
+            api_key=get_settings().api_key,
+            baseline=baseline,
         )
     except (QAError, RuntimeError) as exc:
         raise _fail(exc, _code(exc)) from exc
@@ -479,6 +510,16 @@ def bench_serve(
     typer.echo(f"\nwrote {path}")
     if result["errors"]:
         raise typer.Exit(1)
+
+
+def _names(runtimes: str) -> list[str]:
+    from qa.embedding import BACKENDS
+
+    names = [] if runtimes == "none" else [n.strip() for n in runtimes.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKENDS or n == "auto"]
+    if unknown:
+        raise _fail(f"unknown runtime {unknown[0]!r}; give some of {', '.join(BACKENDS[1:])}", 2)
+    return names
 
 
 def _set_questions_and_index(set_dir: Path, index: Path | None):

@@ -335,6 +335,9 @@ def _onnx_session(path: Path):
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # no warnings about unused initializers on every start
+    # Threads that spin while waiting make a shared 2-core machine crawl (see OMP_WAIT_POLICY).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -30,6 +30,7 @@ from qa.embedding import (
 from qa.engine import Engine
 from qa.errors import IndexMismatch, InvalidInput
 from qa.indexing import index_paths
+from qa.llm import Generator
 from qa.microbatch import BatchedEmbedder, MicroBatcher
 from qa.models import Answer
 from tests.conftest import ROOT, FakeEmbedder, require_seed_article
@@ -274,3 +275,29 @@ def app_for(settings: Settings):
     from qa.api import create_app
 
     return create_app(settings)
+
+
+class BlockingLLM(Generator):
+    """An LLM that holds a reply until released: another request's slow generation."""
+
+    def __init__(self) -> None:
+        self.release, self.started = threading.Event(), threading.Event()
+
+    def complete(self, messages, stream=False):
+        self.started.set()
+        self.release.wait(timeout=60)
+        return "The bank lent money [1]."
+
+
+def test_no_question_waits_on_another_questions_llm_call(seed_index, embedder):
+    llm = BlockingLLM()
+    batched = BatchedEmbedder(embedder, wait_s=0.002)
+    engine = Engine(seed_index, embedder=batched, settings=Settings(), generator=llm)
+    slow = threading.Thread(target=engine.ask, args=("How much did the bank lend?",))
+    slow.start()
+    assert llm.started.wait(timeout=60)
+    fast = engine.ask("Who approved the loan?", mode="extractive")  # while the LLM holds
+    assert fast.citations and not llm.release.is_set()
+    llm.release.set()
+    slow.join()
+    batched.close()
