@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from filelock import FileLock
@@ -33,8 +34,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=8)
 def source_key(model_dir: Path) -> str:
-    """A short name for the source model: the hash of its weights, config and tokenizer."""
+    """A short name for the source model: the hash of its weights, config and tokenizer
+    (once per process: the bundled model does not change under a running process)."""
     digest = hashlib.sha256(f"export-{EXPORT_VERSION}".encode())
     for name in SOURCE_FILES:
         path = Path(model_dir) / name
@@ -83,9 +86,7 @@ def _atomic(target: Path, make) -> None:
         tmp.chmod(0o644)  # mkstemp makes it private; the cache is as readable as its folder
         meta = {"sha256": file_sha256(tmp), "export_version": EXPORT_VERSION}
         os.replace(tmp, target)
-        meta_tmp = target.with_suffix(".json.tmp")
-        meta_tmp.write_text(json.dumps(meta))
-        os.replace(meta_tmp, target.with_suffix(".json"))
+        _write_json(target.with_suffix(".json"), meta)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -160,7 +161,14 @@ def agreement(model_dir: Path, kind: str, cache_dir: Path, embed_batch) -> float
         pass
     sample = agreement_sample()
     value = mean_cosine(embed_batch(sample), MiniLMEmbedder().embed_batch(sample))
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"sha256": sha, "mean_cosine": value, "sample": len(sample)}))
-    os.replace(tmp, path)
+    _write_json(path, {"sha256": sha, "mean_cosine": value, "sample": len(sample)})
     return value
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Through a temporary file of this process's own, so concurrent writers never interleave."""
+    fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.chmod(name, 0o644)
+    os.replace(name, path)
