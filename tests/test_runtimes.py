@@ -156,10 +156,9 @@ def test_a_bad_backend_is_one_clear_error(monkeypatch):
 
 def test_auto_uses_bf16_only_where_the_cpu_has_it():
     assert auto_backends({"avx512f", "amx_bf16", "amx_tile"})[0] == "torch-bf16"
-    assert auto_backends({"avx2", "fma"})[0] != "torch-bf16"
-    assert auto_backends({"avx2", "fma"})[1] == "onnx"
+    assert auto_backends({"avx2", "fma"}) == ("onnx", "onnx")
     auto = make_embedder("auto")
-    assert auto.backend.endswith("for queries")
+    assert auto.backend in ("onnx", "torch-bf16 for batches, onnx for queries")
     assert isinstance(make_embedder("torch-bf16"), TorchBf16Embedder)
 
 
