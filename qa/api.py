@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from qa import __version__ as qa_version
 from qa import sse
 from qa.config import Settings, get_settings
+from qa.embedding import Embedder, default_embedder
 from qa.engine import Engine
 from qa.errors import (
     Busy,
@@ -35,6 +36,7 @@ from qa.errors import (
     QAError,
     StoreUnavailable,
 )
+from qa.microbatch import BatchedEmbedder
 from qa.schemas import (
     AskRequest,
     AskResponse,
@@ -207,7 +209,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        eng = engine or Engine(settings.index_dir, settings=settings)
+        eng = engine or Engine(settings.index_dir, _batched(settings), settings=settings)
         await run_in_threadpool(_warm_up, eng)
         jobs = Jobs(eng.index_dir, eng.embedder, settings, eng.store)
         jobs.start()
@@ -218,6 +220,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             await run_in_threadpool(jobs.close)
             if engine is None:  # made here, so closed here
                 eng.close()
+                if isinstance(eng.embedder, BatchedEmbedder):
+                    eng.embedder.close()
 
     app = FastAPI(
         title="qa: answers with sources",
@@ -248,6 +252,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     return app
 
 
+def _batched(settings: Settings) -> Embedder:
+    """The bundled embedder; concurrent questions share its calls unless QA_QUERY_BATCH_SIZE=1."""
+    embedder = default_embedder()
+    if settings.query_batch_size <= 1:
+        return embedder
+    return BatchedEmbedder(embedder, settings.query_batch_size, settings.query_batch_wait_ms / 1000)
+
+
 def _warm_up(engine: Engine) -> None:
     """Load the model and the index now rather than on the first question."""
     engine.embedder.embed_query("warm up")
@@ -261,13 +273,22 @@ def _health(engine: Engine) -> Health:
     try:
         status = engine.status()
     except QAError:
-        return Health(ok=False, version=None, documents=0, chunks=0, model=engine.embedder.name)
+        return Health(
+            ok=False,
+            version=None,
+            documents=0,
+            chunks=0,
+            model=engine.embedder.name,
+            embed_backend=engine.embedder.backend,
+        )
     return Health(
         ok=True,
         version=status["version"],
         documents=status["documents"],
         chunks=status["chunks"],
         model=status["model"],
+        embed_backend=engine.embedder.backend,
+        index_backend=status["embedding"]["backend"],
     )
 
 

@@ -155,6 +155,7 @@ def _print_status(index_dir: Path) -> None:
     m = snap.manifest
     typer.echo(f"index     {target.name} (version {snap.version}, format {m['format']})")
     typer.echo(f"model     {m['model']} ({m['dim']} dimensions)")
+    typer.echo(f"backend   {_backends(m)}")
     typer.echo(f"chunking  {m['chunking']}")
     typer.echo(f"documents {len(m['documents'])}")
     typer.echo(f"chunks    {m['n_chunks']}")
@@ -165,6 +166,17 @@ def _print_status(index_dir: Path) -> None:
         date = meta.get("date") or "-"
         typer.echo(f"  {doc_id}  [{date}]  {meta['n_chunks']} chunks  {meta['title']}")
     snap.close()
+
+
+def _backends(manifest: dict) -> str:
+    """The index's runtime and its agreement with torch, and the one this process would use."""
+    from qa.embedding import default_embedder, index_runtime
+
+    built = index_runtime(manifest)
+    return (
+        f"built with {built['backend']} (mean cosine {float(built['agreement']):.4f} with torch); "
+        f"QA_EMBED_BACKEND={get_settings().embed_backend}: {default_embedder().backend}"
+    )
 
 
 def _engine(index: Path | None):
@@ -450,13 +462,37 @@ def bench_index(
     batch_size: Annotated[
         int | None, typer.Option(help="Encoder batch [default: QA_EMBED_BATCH_SIZE]")
     ] = None,
+    runtimes: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated QA_EMBED_BACKEND runtimes to time beside the bare model, or "
+            "'none' [default: all; torch-bf16 only on CPUs with bf16]"
+        ),
+    ] = None,
+    questions: Annotated[
+        int, typer.Option(min=1, help="Single questions (squad-dev's) timed per runtime.")
+    ] = 50,
 ) -> None:
-    """Indexing throughput vs the bare encoder on the same chunks; no-change re-index time."""
-    from qa.eval import bench_index, report, timing
+    """Indexing throughput vs the bare encoder on the same chunks; no-change re-index time;
+    each encoder runtime's chunks/s, query latency and agreement beside the bare model."""
+    from qa.eval import bench_index, bench_runtimes, report, sets, timing
 
+    names = bench_runtimes.default_runtimes() if runtimes is None else _names(runtimes)
     try:
         corpus = corpus or _bench_corpus()
-        result = bench_index.bench_index(corpus, None, batch_size, repeats, say=timing.stderr_say)
+        asked = (
+            [q.question for q in sets.load_questions(sets.load_set(BENCH_SET))[:questions]]
+            if names
+            else []
+        )
+        result = bench_index.bench_index(
+            corpus,
+            batch_size=batch_size,
+            repeats=repeats,
+            say=timing.stderr_say,
+            runtimes=names,
+            questions=asked,
+        )
     except QAError as exc:
         raise _fail(exc, _code(exc)) from exc
     path = report.write_json(result, out / "index.json")
@@ -592,15 +628,26 @@ def bench_serve(
     ] = BENCH_SET,
     clients: Annotated[int, typer.Option(min=1, max=200, help="Concurrent clients.")] = 20,
     seconds: Annotated[float, typer.Option(min=1, max=600, help="How long to load.")] = 30.0,
+    baseline: Annotated[
+        bool,
+        typer.Option(help="Also load a torch, unbatched service in the same run, for the ratio."),
+    ] = True,
     out: BenchOut = Path("reports/bench"),
 ) -> None:
-    """The HTTP service under concurrent load: requests/s, p50/p95/p99, errors."""
+    """The HTTP service under concurrent load: requests/s, p50/p95/p99, errors, peak RSS; and
+    the same against the torch, unbatched service (the reference) in the same run."""
     from qa.eval import loadtest, report
 
     try:
         questions, index = _set_questions_and_index(set_dir, index)
         result = loadtest.bench_serve(
-            index, questions, url, clients, seconds, api_key=get_settings().api_key
+            index,
+            questions,
+            url,
+            clients,
+            seconds,
+            api_key=get_settings().api_key,
+            baseline=baseline,
         )
     except (QAError, RuntimeError) as exc:
         raise _fail(exc, _code(exc)) from exc
@@ -609,6 +656,16 @@ def bench_serve(
     typer.echo(f"\nwrote {path}")
     if result["errors"]:
         raise typer.Exit(1)
+
+
+def _names(runtimes: str) -> list[str]:
+    from qa.embedding import BACKENDS
+
+    names = [] if runtimes == "none" else [n.strip() for n in runtimes.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKENDS or n == "auto"]
+    if unknown:
+        raise _fail(f"unknown runtime {unknown[0]!r}; give some of {', '.join(BACKENDS[1:])}", 2)
+    return names
 
 
 def _set_questions_and_index(set_dir: Path, index: Path | None):

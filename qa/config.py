@@ -34,6 +34,15 @@ class Settings(BaseSettings):
         1, ge=0, le=5, description="Sentences repeated between neighbouring chunks."
     )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per encoder batch.")
+    embed_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
+        "auto",
+        description="Runtime of the embedding model: torch (PyTorch fp32, the reference), "
+        "torch-bf16, onnx, onnx-int8; auto = measured best on this CPU (see README, runtimes).",
+    )
+    model_cache_dir: Path = Field(
+        Path("~/.cache/qa"),
+        description="Where the ONNX files exported from the bundled model are kept.",
+    )
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are refused when indexing.")
     vector_index: Literal["flat", "hnsw"] = Field(
         "flat",
@@ -126,6 +135,20 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to call the service from a browser."
     )
     max_upload_mb: float = Field(20.0, gt=0, description="Largest upload accepted, per file.")
+    query_batch_size: int = Field(
+        32,
+        ge=1,
+        le=256,
+        description="Most concurrent questions the service encodes in one call "
+        "(micro-batching); 1 = each question alone.",
+    )
+    query_batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="How long the service gathers concurrent questions before encoding them, "
+        "in milliseconds.",
+    )
     api_url: str = Field("http://127.0.0.1:8000", description="Where the UI finds the service.")
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from qa import answering, chat, generation, llm, locations, retrieval
 from qa.config import MAX_TOP_K, Settings, get_settings
-from qa.embedding import Embedder, default_embedder
-from qa.errors import InvalidInput
+from qa.embedding import Embedder, check_runtime, default_embedder, index_runtime
+from qa.errors import IndexMismatch, InvalidInput
 from qa.index_store import IndexStore, IndexView, open_store
 from qa.models import Answer, Document, Passage
 from qa.reader import Reader, default_reader
@@ -59,7 +59,13 @@ class Engine:
             return snap
         with self._lock:
             if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = self.store.open(self.embedder.name, self.embedder.dim)
+                snap = self.store.open(self.embedder.name, self.embedder.dim)
+                try:
+                    check_runtime(snap.manifest, self.embedder.query_runtime(), self.store.name)
+                except IndexMismatch:
+                    snap.close()
+                    raise
+                self._snapshot = snap
                 self._idf = answering.Idf(self._snapshot)
             return self._snapshot
 
@@ -234,6 +240,7 @@ class Engine:
             "model": m["model"],
             "dim": m["dim"],
             "created_at": m["created_at"],
+            "embedding": index_runtime(m),
         }
 
     def _check_question(self, question: str) -> str:

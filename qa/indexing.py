@@ -13,7 +13,7 @@ import numpy as np
 
 from qa import ingest, store
 from qa.chunking import ChunkingParams, chunk_text
-from qa.embedding import Embedder
+from qa.embedding import Embedder, check_runtime, runtime_record
 from qa.errors import IndexMissing
 from qa.index_store import Changes, IndexStore, IndexView, open_store
 from qa.models import Chunk, Document
@@ -159,12 +159,15 @@ def index_files(
             old.close()
             return report
 
+        if old is not None:
+            check_runtime(old.manifest, embedder.runtime(), target.name)
         replaced = gone | {d.id for d in fresh}
         kept = _kept(old, replaced, same_params, fresh)
         new_chunks, new_vectors, report.embedded_chunks = _embed_documents(
             fresh, embedder, params, batch_size, progress, on_progress
         )
         manifest = build_manifest(fresh, new_chunks, embedder.name, embedder.dim, params, kept)
+        manifest["embedding"] = runtime_record(embedder, old.manifest if old else None)
         n_chunks = sum(meta["n_chunks"] for meta in manifest["documents"].values())
         if on_progress:
             on_progress("writing", n_chunks, n_chunks)

@@ -208,6 +208,12 @@ class Health(BaseModel):
     documents: int
     chunks: int
     model: str
+    embed_backend: str = Field(
+        "", description="The runtime encoding questions here (QA_EMBED_BACKEND, resolved)."
+    )
+    index_backend: str | None = Field(
+        None, description="The runtime the index's vectors came from, per its manifest."
+    )
 
 
 class ErrorBody(BaseModel):

@@ -13,3 +13,7 @@ def test_load_against_a_real_service_has_no_errors(seed_index):
     assert result["errors"] == 0, result["error_samples"]
     assert result["ok"] > 0 and result["requests"] == result["ok"]
     assert "errors 0" in format_serve(result)
+    # The reference side of the same run: a torch service encoding each question alone.
+    assert result["baseline"]["errors"] == 0 and result["baseline"]["ok"] > 0
+    assert result["baseline"]["embed_backend"] == "torch"
+    assert result["peak_rss_mb"] > 0 and "over baseline" in format_serve(result)

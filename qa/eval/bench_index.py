@@ -15,7 +15,8 @@ from typing import Any
 
 from qa import ingest, store
 from qa.chunking import ChunkingParams, chunk_text
-from qa.embedding import Embedder, MiniLMEmbedder, default_embedder
+from qa.embedding import Embedder, default_embedder
+from qa.eval.bench_runtimes import bench_runtimes, format_runtimes
 from qa.eval.report import markdown_table, run_info
 from qa.eval.sets import chunking_params
 from qa.eval.timing import (
@@ -56,11 +57,13 @@ def embedded_texts(
 
 def bench_index(
     corpus: Path | Sequence[Path],
-    embedder: MiniLMEmbedder | None = None,
+    embedder: Embedder | None = None,
     batch_size: int | None = None,
     repeats: int = 2,
     noop_repeats: int = 3,
     say: Say = quiet,
+    runtimes: Sequence[str] = (),
+    questions: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Full indexing pipeline vs the bare encoder on the same chunks, alternating."""
     from qa.config import get_settings
@@ -73,7 +76,7 @@ def bench_index(
     texts, n_docs, n_bytes = embedded_texts(corpus, embedder, params)
     if not texts:
         raise ValueError(f"{_names(corpus)} holds no indexable text")
-    model = encoder_model(embedder)
+    model = encoder_model(embedder)  # the bare torch fp32 model, whatever QA_EMBED_BACKEND is
     model.encode(texts[:batch_size], batch_size=batch_size)  # warm up: first call pays setup
 
     def floor() -> float:
@@ -108,6 +111,9 @@ def bench_index(
                 noops.append(time.perf_counter() - t0)
                 if again.embedded_chunks:
                     raise RuntimeError("a no-change re-index embedded chunks")
+    by_runtime = (
+        bench_runtimes(texts, questions, runtimes, batch_size, say=say) if runtimes else None
+    )
     best_floor, med_floor = min(floors), statistics.median(floors)
     best_pipe, med_pipe = min(pipelines), statistics.median(pipelines)
     noop = statistics.median(noops)
@@ -118,6 +124,7 @@ def bench_index(
         | {
             "corpus": _names(corpus),
             "model": embedder.name,
+            "embed_backend": embedder.backend,
             "batch_size": batch_size,
             "torch_threads": torch_threads(),
         },
@@ -142,6 +149,7 @@ def bench_index(
         "ratio_median": med_floor / med_pipe,
         "noop_reindex_s": noop,
         "noop_share": noop / med_pipe,
+        "runtimes": by_runtime,
         "targets": {"ratio_at_least": TARGET_INDEX_RATIO, "noop_share_below": TARGET_NOOP_SHARE},
         "meets": {
             "ratio": best_floor / best_pipe >= TARGET_INDEX_RATIO,
@@ -175,13 +183,15 @@ def format_index(r: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"qa bench index: {r['info']['corpus']}: {r['documents']} documents, "
-            f"{r['chunks']} chunks, {r['text_mb']:.2f} MB of text, batch {r['info']['batch_size']}",
+            f"{r['chunks']} chunks, {r['text_mb']:.2f} MB of text, "
+            f"batch {r['info']['batch_size']}, pipeline on {r['info'].get('embed_backend')}",
             f"runs (s), in order: floor {seconds_list(r['runs']['floor_s'])}; "
             f"pipeline {seconds_list(r['runs']['pipeline_s'])}; "
             f"no-change re-index {seconds_list(r['runs']['noop_reindex_s'], 3)}",
             context_line(r),
             "",
             markdown_table(["measure", "best", "median", "target"], rows),
+            *(["", format_runtimes(r["runtimes"])] if r.get("runtimes") else []),
         ]
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -37,11 +38,17 @@ def latency_stats(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
-def encoder_model(embedder: Embedder):
-    """The bare SentenceTransformer behind the bundled embedder: the floor every bench uses."""
-    if not isinstance(embedder, MiniLMEmbedder):
-        raise TypeError("the floor is the bundled SentenceTransformer; use MiniLMEmbedder")
-    return embedder.model
+def encoder_model(embedder: Embedder | None = None):
+    """The bare SentenceTransformer in fp32 PyTorch: the floor every bench uses, whatever
+    runtime `embedder` has (QA_EMBED_BACKEND); its own instance when that is not torch."""
+    if type(embedder) is MiniLMEmbedder:
+        return embedder.model
+    return _torch_floor().model
+
+
+@lru_cache(maxsize=1)
+def _torch_floor() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
 
 
 def context_line(r: dict[str, Any]) -> str:

@@ -1,0 +1,302 @@
+"""The encoder's runtimes: ONNX export and its cache, agreement with torch, the backend setting,
+the manifest's record of the runtime, and micro-batched questions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from qa import onnx_export
+from qa.chunking import ChunkingParams, chunk_text
+from qa.cli import app
+from qa.config import Settings, get_settings
+from qa.embedding import (
+    MiniLMEmbedder,
+    OnnxEmbedder,
+    TorchBf16Embedder,
+    auto_backends,
+    make_embedder,
+    model_dir,
+)
+from qa.engine import Engine
+from qa.errors import IndexMismatch, InvalidInput
+from qa.indexing import index_paths
+from qa.llm import Generator
+from qa.microbatch import BatchedEmbedder, MicroBatcher
+from qa.models import Answer
+from tests.conftest import ROOT, FakeEmbedder, require_seed_article
+
+EXPORT = """
+import sys
+from pathlib import Path
+from qa import onnx_export
+from qa.embedding import model_dir
+print(onnx_export.exported(model_dir(), "fp32", Path(sys.argv[1])))
+"""
+
+
+@pytest.fixture(scope="module")
+def two_exports(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Two processes export into one empty cache at the same time."""
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    env_path = {"PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORT, str(cache)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**_env(), **env_path},
+        )
+        for _ in range(2)
+    ]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        outs.append(out.strip())
+    return cache, outs
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+
+
+def test_two_processes_exporting_at_once_make_one_valid_file(two_exports):
+    cache, outs = two_exports
+    assert outs[0] == outs[1]
+    path = Path(outs[0])
+    assert path.parent.parent == cache and onnx_export._valid(path)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_valid_export_is_reused(two_exports, tmp_path):
+    cache = _copy(two_exports[0], tmp_path)
+    path = onnx_export.exported(model_dir(), "fp32", cache)
+    before = path.stat().st_mtime_ns
+    assert onnx_export.exported(model_dir(), "fp32", cache) == path
+    assert path.stat().st_mtime_ns == before
+
+
+def test_a_corrupt_export_is_made_again(two_exports, tmp_path):
+    """(A missing one is made in `two_exports`, into an empty cache.)"""
+    cache = _copy(two_exports[0], tmp_path)
+    path = onnx_export.exported(model_dir(), "fp32", cache)
+    path.write_bytes(path.read_bytes()[:1000])
+    assert not onnx_export._valid(path)
+    again = onnx_export.exported(model_dir(), "fp32", cache)
+    assert again == path and onnx_export._valid(path)
+    vectors = OnnxEmbedder(cache_dir=cache).embed_batch(["The bank lent $1.25 billion."])
+    assert np.isclose(np.linalg.norm(vectors[0]), 1, atol=1e-5)
+
+
+def _copy(cache: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "cache"
+    shutil.copytree(cache, target)
+    return target
+
+
+# Agreement with torch fp32 on real text: the seed article's chunks, as indexing embeds them.
+
+
+@pytest.fixture(scope="module")
+def article_chunks(embedder) -> list[str]:
+    """A dozen chunks: bf16 is emulated, and slow, on CPUs without it."""
+    text = require_seed_article().read_text()
+    chunks = chunk_text("seed", text, embedder.count_tokens, ChunkingParams())
+    return [c.text for c in chunks][:12]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors(article_chunks) -> np.ndarray:
+    return MiniLMEmbedder().embed(article_chunks)
+
+
+@pytest.mark.parametrize(
+    ("backend", "mean_at_least", "min_at_least"),
+    [("onnx", 0.9999, 0.9999), ("onnx-int8", 0.98, 0.95), ("torch-bf16", 0.99, 0.98)],
+)
+def test_each_backend_agrees_with_torch_on_real_text(
+    two_exports, tmp_path, article_chunks, torch_vectors, backend, mean_at_least, min_at_least
+):
+    embedder = make_embedder(backend, cache_dir=two_exports[0])
+    assert embedder.backend == backend
+    vectors = embedder.embed(article_chunks)
+    cosines = np.sum(vectors * torch_vectors, axis=1)
+    assert cosines.mean() >= mean_at_least and cosines.min() >= min_at_least
+    assert embedder.agreement() >= mean_at_least
+    # Same word pieces as the torch model, so chunking does not depend on the runtime.
+    assert embedder.count_tokens(article_chunks) == MiniLMEmbedder().count_tokens(article_chunks)
+
+
+# The setting.
+
+
+def test_a_bad_backend_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("QA_EMBED_BACKEND", "tensorrt")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["index", "--status"])
+    assert result.exit_code == 2
+    assert "QA_EMBED_BACKEND='tensorrt'" in result.stderr
+    assert "'onnx-int8'" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(InvalidInput, match="QA_EMBED_BACKEND must be one of"):
+        make_embedder("tensorrt")
+
+
+def test_auto_uses_bf16_only_where_the_cpu_has_it():
+    assert auto_backends({"avx512f", "amx_bf16", "amx_tile"})[0] == "torch-bf16"
+    assert auto_backends({"avx2", "fma"}) == ("onnx", "onnx")
+    auto = make_embedder("auto")
+    assert auto.backend in ("onnx", "torch-bf16 for batches, onnx for queries")
+    assert isinstance(make_embedder("torch-bf16"), TorchBf16Embedder)
+
+
+# The manifest records the runtime; searching with a runtime too far from it is refused.
+
+
+class Runtime(FakeEmbedder):
+    def __init__(self, backend: str, agreement: float) -> None:
+        super().__init__()
+        self.backend, self._agreement = backend, agreement
+
+    def agreement(self) -> float:
+        return self._agreement
+
+
+def _folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("The ledger lists one crate of apples. " * 20)
+    return folder
+
+
+def test_the_manifest_records_the_backend_and_its_agreement(tmp_path):
+    index_dir = tmp_path / "index"
+    index_paths([_folder(tmp_path)], index_dir, Runtime("onnx-int8", 0.985))
+    engine = Engine(index_dir, embedder=Runtime("onnx-int8", 0.985), settings=Settings())
+    assert engine.status()["embedding"] == {"backend": "onnx-int8", "agreement": 0.985}
+    result = CliRunner().invoke(app, ["index", "--status", "--index", str(index_dir)])
+    assert "built with onnx-int8 (mean cosine 0.9850 with torch)" in result.stdout
+
+
+def test_another_backend_works_within_agreement_or_says_what_to_do(tmp_path):
+    index_dir = tmp_path / "index"
+    index_paths([_folder(tmp_path)], index_dir, Runtime("onnx-int8", 0.985))
+    close = Engine(index_dir, embedder=Runtime("onnx", 0.99999), settings=Settings())
+    with pytest.raises(IndexMismatch, match="set QA_EMBED_BACKEND=onnx-int8"):
+        close.search("apples")
+    exact = Engine(tmp_path / "other", embedder=Runtime("onnx", 0.99999), settings=Settings())
+    index_paths([_folder(tmp_path / "b")], exact.index_dir, Runtime("torch", 1.0))
+    assert exact.search("apples")
+
+
+def test_adding_with_a_far_runtime_is_refused(tmp_path):
+    index_dir = tmp_path / "index"
+    index_paths([_folder(tmp_path)], index_dir, Runtime("onnx-int8", 0.985))
+    (tmp_path / "docs" / "b.txt").write_text("Pears are listed too. " * 10)
+    with pytest.raises(IndexMismatch):
+        index_paths([tmp_path / "docs"], index_dir, Runtime("torch", 1.0))
+
+
+# Micro-batching: concurrent questions share encoder calls and get the same answers.
+
+
+QUESTIONS = [
+    "How much did the bank lend?",
+    "Who approved the loan?",
+    "Where is the Reko Diq mine?",
+    "What will the mine produce?",
+    "When was the loan approved?",
+    "How many jobs will the project create?",
+    "Which company operates the mine?",
+    "What is EXIM?",
+]
+
+
+def test_micro_batched_answers_equal_one_at_a_time_answers(seed_index, embedder):
+    alone = Engine(seed_index, embedder=embedder, settings=Settings())
+    expected = [alone.ask(q) for q in QUESTIONS]
+    batched = BatchedEmbedder(embedder, max_batch=32, wait_s=0.05)
+    shared = Engine(seed_index, embedder=batched, settings=Settings())
+    got: dict[int, Answer] = {}
+    start = threading.Barrier(len(QUESTIONS))
+
+    def ask(i: int) -> None:
+        start.wait()
+        got[i] = shared.ask(QUESTIONS[i])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(QUESTIONS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batched.close()
+    assert max(batched.batcher.batches) > 1  # they did share calls
+    for i, answer in enumerate(expected):
+        assert _answer(got[i]) == _answer(answer), QUESTIONS[i]
+
+
+def _answer(a: Answer) -> tuple:
+    cited = [(c.doc_id, c.start, c.end) for c in a.citations]
+    return a.answer, a.abstained, cited, [(p.doc_id, p.start, p.end) for p in a.passages]
+
+
+def test_an_encoder_error_reaches_every_waiting_caller():
+    def fail(texts):
+        raise RuntimeError("encoder broke")
+
+    batcher = MicroBatcher(fail, wait_s=0.01)
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        batcher("a question")
+    batcher.close()
+
+
+def test_health_says_the_backend(seed_index):
+    settings = Settings(index_dir=seed_index, query_batch_wait_ms=1)
+    with TestClient(app_for(settings)) as client:
+        health = client.get("/health").json()
+    assert health["embed_backend"] and health["index_backend"]
+    assert json.dumps(health)
+
+
+def app_for(settings: Settings):
+    from qa.api import create_app
+
+    return create_app(settings)
+
+
+class BlockingLLM(Generator):
+    """An LLM that holds a reply until released: another request's slow generation."""
+
+    def __init__(self) -> None:
+        self.release, self.started = threading.Event(), threading.Event()
+
+    def complete(self, messages, stream=False):
+        self.started.set()
+        self.release.wait(timeout=60)
+        return "The bank lent money [1]."
+
+
+def test_no_question_waits_on_another_questions_llm_call(seed_index, embedder):
+    llm = BlockingLLM()
+    batched = BatchedEmbedder(embedder, wait_s=0.002)
+    engine = Engine(seed_index, embedder=batched, settings=Settings(), generator=llm)
+    slow = threading.Thread(target=engine.ask, args=("How much did the bank lend?",))
+    slow.start()
+    assert llm.started.wait(timeout=60)
+    fast = engine.ask("Who approved the loan?", mode="extractive")  # while the LLM holds
+    assert fast.citations and not llm.release.is_set()
+    llm.release.set()
+    slow.join()
+    batched.close()
