@@ -182,7 +182,7 @@ class OnnxEmbedder(Embedder):
 
                 path = onnx_export.exported(model_dir(), self.kind, self._cache())
                 self._tokenizer = _tokenizer()
-                self._session = _onnx_session(path)
+                self._session = onnx_session(path)
             return self._session
 
     def _cache(self) -> Path:
@@ -333,7 +333,7 @@ def _tokenizer():
     return AutoTokenizer.from_pretrained(str(model_dir()))
 
 
-def _onnx_session(path: Path):
+def onnx_session(path: Path):
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,19 +51,24 @@ def exported(model_dir: Path, kind: str, cache_dir: Path) -> Path:
     """The ONNX file of `kind` for the model in `model_dir`, exported now if missing or corrupt."""
     if kind not in KINDS:
         raise ValueError(f"unknown ONNX kind {kind!r}; one of {', '.join(KINDS)}")
-    folder = Path(cache_dir).expanduser() / source_key(model_dir)
+    if kind == "fp32":
+        make = lambda tmp: _export_fp32(Path(model_dir), tmp)  # noqa: E731
+    else:
+        make = lambda tmp: _quantize(exported(model_dir, "fp32", cache_dir), tmp)  # noqa: E731
+    return cached(cache_dir, source_key(model_dir), f"model-{kind}.onnx", make)
+
+
+def cached(cache_dir: Path, key: str, name: str, make: Callable[[Path], None]) -> Path:
+    """The file `name` of cache entry `key`, made by `make(path)` now if missing or corrupt: once
+    (under the entry's file lock) and atomically (see `_atomic`)."""
+    folder = Path(cache_dir).expanduser() / key
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"model-{kind}.onnx"
+    target = folder / name
     if _valid(target):
         return target
     with FileLock(str(folder / ".lock")):
-        if _valid(target):  # another process made it while this one waited
-            return target
-        if kind == "fp32":
-            _atomic(target, lambda tmp: _export_fp32(Path(model_dir), tmp))
-        else:
-            source = exported(model_dir, "fp32", cache_dir)
-            _atomic(target, lambda tmp: _quantize(source, tmp))
+        if not _valid(target):  # else another process made it while this one waited
+            _atomic(target, make)
     return target
 
 

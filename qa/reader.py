@@ -13,6 +13,7 @@ inside the sentence.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Sequence
@@ -146,7 +147,9 @@ def _second(pair: Pair) -> str:
 class Reader:
     """The trained reader, loaded once, on the CPU; thread-safe."""
 
-    def __init__(self, model_dir: Path | str = MODEL_DIR) -> None:
+    def __init__(self, model_dir: Path | str = MODEL_DIR, onnx_cache: Path | None = None) -> None:
+        """Load the model in `model_dir`; with `onnx_cache`, read on ONNX Runtime with the model
+        exported once into that cache (same readings, ~2.5x faster per question here)."""
         from safetensors.torch import load_file
         from transformers import AutoTokenizer, BertModel
         from transformers.utils import logging as hf_logging
@@ -163,7 +166,11 @@ class Reader:
             meta = json.loads(config_file.read_text())
             base = base_model_dir()
             hf_logging.set_verbosity_error()  # the unused pooler of the base is not news
-            model = ReaderModel(BertModel.from_pretrained(str(base), add_pooling_layer=False))
+            # eager attention: what ONNX export traces faithfully (its outputs equal torch's)
+            encoder = BertModel.from_pretrained(
+                str(base), add_pooling_layer=False, attn_implementation="eager"
+            )
+            model = ReaderModel(encoder)
             state = {k: v.float() for k, v in load_file(str(weights)).items()}
             unexpected = model.load_state_dict(state, strict=False).unexpected_keys
             if unexpected or not state:
@@ -177,6 +184,8 @@ class Reader:
             ) from exc
         self._use(model, self.tokenizer, int(meta.get("max_tokens", MAX_TOKENS)))
         self.meta = meta
+        if onnx_cache is not None:
+            self._session = _onnx_session(model, self.tokenizer, model_dir, Path(onnx_cache))
 
     @classmethod
     def of(cls, model: ReaderModel, tokenizer, max_tokens: int = MAX_TOKENS) -> Reader:
@@ -190,6 +199,11 @@ class Reader:
         model.eval()
         self.model, self.tokenizer, self.max_tokens = model, tokenizer, max_tokens
         self._lock = threading.Lock()
+        self._session = None  # an ONNX Runtime session, when reading on ONNX Runtime
+
+    @property
+    def runtime(self) -> str:
+        return "torch" if self._session is None else "onnx"
 
     def read(self, question: str, pairs: Sequence[Pair], batch_size: int = 32) -> list[Reading]:
         """One `Reading` per pair, in order."""
@@ -203,16 +217,73 @@ class Reader:
             return []
         enc = encode(self.tokenizer, question, pairs, self.max_tokens)
         offsets = enc.pop("offsets")
-        inputs = {k: torch.from_numpy(v) for k, v in enc.items()}
-        with self._lock, torch.inference_mode():
-            out = self.model(**inputs)
-        probs = torch.sigmoid(out["logits"]).numpy()
-        start = torch.log_softmax(out["start_logits"], -1).numpy()
-        end = torch.log_softmax(out["end_logits"], -1).numpy()
+        if self._session is not None:
+            logits, start, end = self._session.run(None, {k: enc[k] for k in ONNX_INPUTS})
+            probs = 1.0 / (1.0 + np.exp(-logits))
+            start, end = _log_softmax(start), _log_softmax(end)
+        else:
+            inputs = {k: torch.from_numpy(v) for k, v in enc.items()}
+            with self._lock, torch.inference_mode():
+                out = self.model(**inputs)
+            probs = torch.sigmoid(out["logits"]).numpy()
+            start = torch.log_softmax(out["start_logits"], -1).numpy()
+            end = torch.log_softmax(out["end_logits"], -1).numpy()
         return [
             Reading(float(probs[r]), *_best_span(start[r], end[r], offsets[r]))
             for r in range(len(pairs))
         ]
+
+
+ONNX_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "span_mask")
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    top = x.max(-1, keepdims=True)
+    return x - top - np.log(np.exp(x - top).sum(-1, keepdims=True))
+
+
+class _Heads(nn.Module):
+    """The reader's outputs as a tuple of tensors, as ONNX export wants them."""
+
+    def __init__(self, model: ReaderModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, token_type_ids, attention_mask, span_mask):
+        out = self.model(input_ids, attention_mask, token_type_ids, span_mask)
+        return out["logits"], out["start_logits"], out["end_logits"]
+
+
+def _onnx_session(model: ReaderModel, tokenizer, model_dir: Path, cache_dir: Path):
+    """An ONNX Runtime session of `model`, exported once into `cache_dir` (see
+    `onnx_export.cached`), keyed by the reader's files and the base model's."""
+    from qa import onnx_export
+    from qa.embedding import onnx_session
+
+    digest = hashlib.sha256(f"reader-{onnx_export.EXPORT_VERSION}".encode())
+    for path in (model_dir / WEIGHTS, model_dir / CONFIG):
+        digest.update(onnx_export.file_sha256(path).encode())
+    digest.update(onnx_export.source_key(base_model_dir()).encode())
+
+    def export(out: Path) -> None:
+        sample = encode(tokenizer, "a question?", [Pair("A sentence.", "Title")], MAX_TOKENS)
+        axes = {name: {0: "batch", 1: "tokens"} for name in ONNX_INPUTS}
+        with torch.no_grad():
+            torch.onnx.export(
+                _Heads(model),
+                tuple(torch.from_numpy(sample[name]) for name in ONNX_INPUTS),
+                str(out),
+                input_names=list(ONNX_INPUTS),
+                output_names=["logits", "start_logits", "end_logits"],
+                dynamic_axes=axes
+                | {"logits": {0: "batch"}}
+                | {n: {0: "batch", 1: "tokens"} for n in ("start_logits", "end_logits")},
+                opset_version=17,
+                dynamo=False,
+            )
+
+    key = "reader-" + digest.hexdigest()[:16]
+    return onnx_session(onnx_export.cached(cache_dir, key, "reader-fp32.onnx", export))
 
 
 def _best_span(
@@ -249,5 +320,10 @@ def default_reader() -> Reader:
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = Reader()
+            from qa.config import get_settings
+
+            settings = get_settings()
+            # ONNX Runtime unless PyTorch was asked for (QA_EMBED_BACKEND=torch, the reference)
+            on_torch = settings.embed_backend.startswith("torch")
+            _shared = Reader(onnx_cache=None if on_torch else settings.model_cache_dir)
         return _shared

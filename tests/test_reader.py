@@ -89,6 +89,24 @@ def test_a_passage_holding_only_the_near_miss_abstains(reader, question, answer,
             assert "reader model's best probability" in result.answer
 
 
+def test_onnx_runtime_reads_as_torch_does(tmp_path):
+    """The reader exported to ONNX (into a fresh cache) gives torch's readings, batched with
+    padding too; a second reader reuses the exported file."""
+    torch_reader = Reader()
+    onnx_reader = Reader(onnx_cache=tmp_path)
+    assert (torch_reader.runtime, onnx_reader.runtime) == ("torch", "onnx")
+    (exported,) = tmp_path.glob("reader-*/reader-fp32.onnx")
+    made = exported.stat().st_mtime_ns
+    assert Reader(onnx_cache=tmp_path).runtime == "onnx" and exported.stat().st_mtime_ns == made
+    for question, answer, near_miss in NEAR_MISSES:
+        pairs = [Pair(answer, "T", near_miss), Pair(near_miss, "T", after=answer), Pair(answer)]
+        for a, b in zip(
+            torch_reader.read(question, pairs), onnx_reader.read(question, pairs), strict=True
+        ):
+            assert a.prob == pytest.approx(b.prob, abs=1e-4) and a.span == b.span
+            assert a.span_prob == pytest.approx(b.span_prob, abs=1e-3)
+
+
 def test_the_short_answer_is_the_readers_span(reader):
     question, answer, near_miss = NEAR_MISSES[0]
     text = f"{near_miss} {answer}"
