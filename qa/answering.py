@@ -94,8 +94,21 @@ def answer(
     """Compose a cited extractive answer from `passages`, or abstain."""
     kind = answer_types.asked(question)
     candidates = score_sentences(question, passages, idf, kind, query)
-    threshold = MIN_COVERAGE if min_coverage is None else min_coverage
     missing = missing_terms(question, passages)
+    return _by_rules(question, query, passages, kind, candidates, missing, min_coverage)
+
+
+def _by_rules(
+    question: str,
+    query: str,
+    passages: Sequence[Passage],
+    kind: Asked,
+    candidates: Sequence[Candidate],
+    missing: set[str],
+    min_coverage: float | None,
+) -> Answer:
+    """`answer` from the sentences already ranked by the rules and the names already missed."""
+    threshold = MIN_COVERAGE if min_coverage is None else min_coverage
     if not candidates or not supported(candidates[0], kind, threshold) or missing:
         why = why_unsupported(question, kind, candidates, threshold, missing)
         return abstain(question, query, passages, why)
@@ -153,11 +166,15 @@ def answer_with_reader_span(
     min_coverage: float | None = None,
 ) -> Answer:
     """The rules' `answer`, with the short answer the reader reads in the sentence they chose
-    (one pair read; see `with_reader_span`)."""
-    rules = answer(question, query, passages, idf, min_coverage)
+    (one pair read; see `with_reader_span`). The sentences are ranked once for both."""
+    kind = answer_types.asked(question)
+    ranked = score_sentences(question, passages, idf, kind, query)
+    missing = missing_terms(question, passages)
+    rules = _by_rules(question, query, passages, kind, ranked, missing, min_coverage)
     if rules.abstained:
         return rules
-    read = read_sentences(question, query, passages, idf, reader, candidates=1)
+    best = ranked[:1]
+    read = ReadSentences(kind, best, reader.read(question, reader_pairs(best, passages)), missing)
     return with_reader_span(rules, read, policy or ReaderPolicy())
 
 
