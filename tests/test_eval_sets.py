@@ -76,6 +76,54 @@ def make_set(tmp_path: Path, with_data: bool = True) -> Path:
     return set_dir
 
 
+def test_squad2_rows_are_read_for_the_articles_named_with_their_paragraph(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    paragraphs = [
+        {"article": "Normans", "para": 0, "context": SQUAD_ROW["passage"]},
+        {"article": "Rhine", "para": 0, "context": "The Rhine flows north."},
+    ]
+    rows = [
+        {
+            "id": "a",
+            "article": "Normans",
+            "para": 0,
+            "question": "When?",
+            "unanswerable": False,
+            "answers": ["10th and 11th centuries", "10th and 11th centuries"],
+        },
+        {
+            "id": "b",
+            "article": "Normans",
+            "para": 0,
+            "question": "Who ate?",
+            "unanswerable": True,
+            "answers": [],
+        },
+        {
+            "id": "c",
+            "article": "Rhine",
+            "para": 0,
+            "question": "Where?",
+            "unanswerable": False,
+            "answers": ["north"],
+        },
+    ]
+    for name, lines in (("paragraphs.jsonl", paragraphs), ("questions.jsonl", rows)):
+        (shared / name).write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    set_dir = tmp_path / "set"
+    set_dir.mkdir()
+    (set_dir / "set.toml").write_text(
+        'root = ".."\ncorpus = ["docs"]\n[[questions]]\npath = "shared/questions.jsonl"\n'
+        'format = "squad2"\narticles = ["Normans"]\n',
+        encoding="utf-8",
+    )
+    answerable, unanswerable = load_questions(set_dir)  # Rhine's left out
+    assert (answerable.id, answerable.answers) == ("a", ["10th and 11th centuries"])
+    assert answerable.doc_id == "Normans.txt" and answerable.evidence == SQUAD_ROW["passage"]
+    assert unanswerable.unanswerable and unanswerable.answers == [] and unanswerable.doc_id is None
+
+
 def test_set_toml_paths_are_relative_to_its_root(tmp_path: Path) -> None:
     eval_set = load_set(make_set(tmp_path))
     shared = (tmp_path / "shared" / "data" / "mini").resolve()

@@ -22,7 +22,8 @@ from qa import chat
 from qa.errors import InvalidInput, MissingData
 
 SET_FILE = "set.toml"
-FORMATS = ("qa", "squad")  # question file formats: ours (eval/README.md), SQuAD's flattened rows
+# question file formats: ours (eval/README.md), SQuAD's flattened rows, squad2-train's rows
+FORMATS = ("qa", "squad", "squad2")
 
 
 class Turn(BaseModel):
@@ -52,6 +53,7 @@ class EvalQuestion(BaseModel):
 class QuestionFile:
     path: Path
     format: str = "qa"
+    articles: tuple[str, ...] = ()  # squad2 only: the articles whose questions are asked
 
 
 @dataclass(frozen=True)
@@ -76,16 +78,34 @@ class EvalSet:
         """Every question as a dict in our format, with where it comes from (file:line)."""
         self.require([f.path for f in self.question_files])
         for qfile in self.question_files:
-            lines = qfile.path.read_text(encoding="utf-8").splitlines()
-            for n, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                where = f"{qfile.path}:{n}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidInput(f"{where}: not valid JSON: {exc}") from exc
-                yield where, from_squad(row) if qfile.format == "squad" else row
+            paragraphs = _squad2_paragraphs(qfile.path) if qfile.format == "squad2" else {}
+            for where, row in _json_lines(qfile.path):
+                if qfile.format == "squad":
+                    row = from_squad(row)
+                elif qfile.format == "squad2":
+                    if qfile.articles and row["article"] not in qfile.articles:
+                        continue
+                    row = from_squad2(row, paragraphs)
+                yield where, row
+
+
+def _json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{where}: not valid JSON: {exc}") from exc
+
+
+def _squad2_paragraphs(questions: Path) -> dict[tuple[str, int], str]:
+    """squad2-train's paragraphs.jsonl, beside its questions: the evidence of each question."""
+    path = questions.with_name("paragraphs.jsonl")
+    if not path.is_file():
+        raise InvalidInput(f"{path} is missing: squad2 questions need their paragraphs.jsonl")
+    return {(r["article"], r["para"]): r["context"] for _, r in _json_lines(path)}
 
 
 def load_set(set_dir: Path) -> EvalSet:
@@ -109,7 +129,10 @@ def load_set(set_dir: Path) -> EvalSet:
     try:
         corpus = tuple(_join(root, p) for p in spec["corpus"])
         files = tuple(
-            QuestionFile(_join(root, q["path"]), q.get("format", "qa")) for q in spec["questions"]
+            QuestionFile(
+                _join(root, q["path"]), q.get("format", "qa"), tuple(q.get("articles", ()))
+            )
+            for q in spec["questions"]
         )
     except (KeyError, TypeError) as exc:
         raise InvalidInput(
@@ -141,6 +164,22 @@ def from_squad(row: dict[str, Any]) -> dict[str, Any]:
         "evidence": row["passage"],
         "unanswerable": False,
         "history": [],
+    }
+
+
+def from_squad2(row: dict[str, Any], paragraphs: dict[tuple[str, int], str]) -> dict[str, Any]:
+    """A row of ../shared/data/squad2-train/questions.jsonl in our format: doc_id the article's
+    file in ../shared/data/squad-dev/docs, evidence its paragraph; unanswerable ones keep none."""
+    unanswerable = bool(row["unanswerable"])
+    return {
+        "id": row["id"],
+        "question": row["question"],
+        "answers": [] if unanswerable else list(dict.fromkeys(row["answers"])),
+        "doc_id": None if unanswerable else f"{row['article']}.txt",
+        "evidence": None if unanswerable else paragraphs[(row["article"], row["para"])],
+        "unanswerable": unanswerable,
+        "history": [],
+        "note": f"SQuAD 2.0 dev, {row['article']} paragraph {row['para']}",
     }
 
 
