@@ -38,6 +38,7 @@ READER_CANDIDATES = 8  # sentences it reads per question, best by the rules firs
 READER_MIN_PROB = 0.1  # below this answer probability for every sentence, the sources don't say
 READER_RULE_WEIGHT = 0.3  # the rule score as a feature beside the reader's probability
 READER_MIN_SPAN_PROB = 0.3  # a short answer only when the reader's span is this likely
+READER_VETO_PROB = 0.0  # QA_READER=short: abstain when the rules' sentence is less likely than this
 
 # Words that ask for something rather than say what it is about: never required to be covered.
 _FILLER = frozenset(
@@ -123,7 +124,9 @@ def _by_rules(
 class ReaderPolicy:
     """How the trained reader decides (see `answer_with_reader`; measured in `qa eval`).
 
-    `min_prob`: abstain unless a sentence's answer probability reaches it. `rules`: which of the
+    `min_prob`: abstain unless a sentence's answer probability reaches it. `veto_prob` (the
+    rules deciding, `answer_with_reader_span`): abstain when the sentence the rules chose is less
+    likely than this to answer, by the reader. `rules`: which of the
     rule checks still veto an answer ("missing": a name of the question the passages never
     mention; "named", "typed", "coverage": as in `supported`). `rule_weight`: how much the rule
     score adds to the reader's probability when ranking sentences (a tie-break at small values).
@@ -134,6 +137,7 @@ class ReaderPolicy:
     rule_weight: float = READER_RULE_WEIGHT
     candidates: int = READER_CANDIDATES
     min_span_prob: float = READER_MIN_SPAN_PROB
+    veto_prob: float = READER_VETO_PROB
 
 
 def answer_with_reader(
@@ -166,16 +170,35 @@ def answer_with_reader_span(
     min_coverage: float | None = None,
 ) -> Answer:
     """The rules' `answer`, with the short answer the reader reads in the sentence they chose
-    (one pair read; see `with_reader_span`). The sentences are ranked once for both."""
+    (one pair read; see `with_reader_span`), or an abstention where the reader judges that
+    sentence unlikely to answer (`policy.veto_prob`). The sentences are ranked once for both."""
     kind = answer_types.asked(question)
     ranked = score_sentences(question, passages, idf, kind, query)
     missing = missing_terms(question, passages)
     rules = _by_rules(question, query, passages, kind, ranked, missing, min_coverage)
     if rules.abstained:
         return rules
+    policy = policy or ReaderPolicy()
     best = ranked[:1]
     read = ReadSentences(kind, best, reader.read(question, reader_pairs(best, passages)), missing)
-    return with_reader_span(rules, read, policy or ReaderPolicy())
+    if vetoed_by_reader(read, policy):
+        return abstain(question, query, passages, why_vetoed(read, policy))
+    return with_reader_span(rules, read, policy)
+
+
+def vetoed_by_reader(read: ReadSentences, policy: ReaderPolicy) -> bool:
+    """Whether the reader refuses the sentence the rules chose (read first, in `read`)."""
+    return bool(read.readings) and read.readings[0].prob < policy.veto_prob
+
+
+def why_vetoed(read: ReadSentences, policy: ReaderPolicy) -> str:
+    sentence = read.ranked[0].text.strip()
+    if len(sentence) > 90:
+        sentence = sentence[:87].rstrip() + "..."
+    return (
+        f"the closest sentence (“{sentence}”) does not answer it, by the reader model "
+        f"(probability {read.readings[0].prob:.2f}, below {policy.veto_prob:.2f})"
+    )
 
 
 @dataclass(frozen=True)

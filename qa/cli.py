@@ -728,6 +728,16 @@ def train_reader(
     val_questions: Annotated[
         int, typer.Option("--val-questions", help="Held-out questions scored at the end.")
     ] = 200,
+    perturbed_share: Annotated[
+        float,
+        typer.Option(
+            "--perturbed-share",
+            min=0.0,
+            max=1.0,
+            help="Share of answerable questions that also give a perturbed unanswerable twin "
+            "(a name or number swapped, or negated) as a negative; 0 in the shipped recipe.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Fine-tune the reader on SQuAD 2.0 (about 30 min on 2 cores); writes model, curve, card
     figures to OUT atomically. The same options give the same model."""
@@ -744,6 +754,7 @@ def train_reader(
             seed=seed,
             exclude_file=exclude,
             val_questions=val_questions,
+            perturbed_share=perturbed_share,
             log=typer.echo,
         )
     except (FileNotFoundError, QAError) as exc:

@@ -101,12 +101,25 @@ class Settings(BaseSettings):
         }
         return words.get(value.strip().lower(), value) if isinstance(value, str) else value
 
+    reader_model: Path | None = Field(
+        None,
+        description="A reader model folder to use instead of the shipped models/reader (what "
+        "`qa train reader --out DIR` writes), e.g. to evaluate a retrained reader.",
+    )
     reader_min_prob: float | None = Field(
         None,
         ge=0.0,
         le=1.0,
         description="With the reader: abstain unless a sentence's answer probability reaches "
         "this; unset = 0.10, measured on the dev sets (higher abstains more).",
+    )
+    reader_veto_prob: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="With QA_READER=short: abstain when the reader gives the sentence the rules "
+        "chose a lower answer probability than this; unset = the value measured on the dev sets "
+        "(README, The reader); 0 = never.",
     )
 
     # Generated answers (optional): any OpenAI-compatible endpoint; unset = extractive only

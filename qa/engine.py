@@ -78,9 +78,10 @@ class Engine:
     @property
     def reader_policy(self) -> answering.ReaderPolicy:
         """How the reader decides: QA_READER_MIN_PROB, or the one calibrated on the dev sets."""
-        given = self.settings.reader_min_prob
+        given, veto = self.settings.reader_min_prob, self.settings.reader_veto_prob
         return answering.ReaderPolicy(
-            min_prob=answering.READER_MIN_PROB if given is None else given
+            min_prob=answering.READER_MIN_PROB if given is None else given,
+            veto_prob=answering.READER_VETO_PROB if veto is None else veto,
         )
 
     def _idf_for(self, snap: IndexView) -> answering.Idf:

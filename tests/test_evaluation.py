@@ -193,7 +193,17 @@ def test_eval_end_to_end_writes_reports_and_fails_on_a_missed_threshold(
     assert figures["answers"]["fused"]["verbatim"] == 1.0
     assert figures["retrieval"]["fused"]["recall@5"] == 1.0
     assert figures["latency_ms"]["p50"] > 0
+    # the reader (QA_READER=short by default) vetoing the rules' sentence, swept: at 0 it never
+    # does, so it abstains as the rules do; higher thresholds never abstain less
+    veto = figures["veto_calibration"]
+    assert veto[0]["veto_prob"] == 0.0
+    assert (
+        veto[0]["abstain_unanswerable"] == figures["answers"][summary.RULES]["abstain_unanswerable"]
+    )
+    answered = [p["answered_answerable"] for p in veto]
+    assert answered == sorted(answered, reverse=True)
     report = (out / "report.md").read_text()
+    assert "Reader veto" in report
     assert "## Definitions" in report and "answer recall@k" in report
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
 

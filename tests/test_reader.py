@@ -170,6 +170,60 @@ def test_decide_abstains_below_the_threshold_and_says_why():
     assert c.score == pytest.approx(0.9)
 
 
+def test_the_reader_vetoes_the_rules_sentence_below_veto_prob_and_says_why():
+    text = "The tower is tall. The tower was built in 1890 by the city."
+    passages = [_passage(text, "Tower")]
+    question = "When was the tower built?"
+    rules = answering.answer(question, question, passages, _flat_idf)
+    assert not rules.abstained
+    unsure = ScriptedReader({"1890": 0.04})
+    veto = answering.ReaderPolicy(veto_prob=0.1)
+    result = answering.answer_with_reader_span(
+        question, question, passages, _flat_idf, unsure, veto
+    )
+    assert result.abstained and not result.citations
+    assert "The tower was built in 1890" in result.answer and "0.04, below 0.10" in result.answer
+    sure = ScriptedReader({"1890": 0.6})
+    kept = answering.answer_with_reader_span(question, question, passages, _flat_idf, sure, veto)
+    assert not kept.abstained and kept.citations == rules.citations
+    never = answering.ReaderPolicy(veto_prob=0.0)
+    kept = answering.answer_with_reader_span(question, question, passages, _flat_idf, unsure, never)
+    assert not kept.abstained and kept.citations == rules.citations
+
+
+def test_perturbed_twins_swap_a_stated_name_or_number_for_one_the_sentence_never_mentions():
+    import random
+
+    pair = Pair(
+        "The bridge over the Tyne opened in 1931, built by Dorman Long.",
+        "Bridges",
+        before="Work on it began in 1927.",
+    )
+    pool = {"name": ["Tyne", "Wear", "Dorman Long", "Arrol"], "number": ["1927", "1931", "1958"]}
+    seen = set()
+    for seed in range(40):
+        twin = reader_training.perturb(
+            "When did the bridge over the Tyne open?", pair, pool, random.Random(seed)
+        )
+        assert twin is not None and twin != "When did the bridge over the Tyne open?"
+        seen.add(twin)
+    # only names from the pool that the sentence and its context never mention
+    assert seen == {
+        "When did the bridge over the Wear open?",
+        "When did the bridge over the Arrol open?",
+    }
+    twin = reader_training.perturb(
+        "What happened in 1931 to the bridge?", pair, pool, random.Random(0)
+    )
+    assert twin == "What happened in 1958 to the bridge?"  # a year for a year, not 1927 (context)
+    negated = [
+        reader_training.perturb("When was the bridge opened?", pair, pool, random.Random(s))
+        for s in range(20)
+    ]  # nothing to swap: negated, for a share of them
+    assert "When wasn't the bridge opened?" in negated and None in negated
+    assert reader_training.perturb("Why wasn't it opened?", pair, pool, random.Random(0)) is None
+
+
 def test_a_name_the_passages_never_mention_still_vetoes_the_reader():
     passages = [_passage("The tower was built in 1890 by the city.", "Tower")]
     sure = ScriptedReader({"1890": 0.99})
@@ -184,6 +238,18 @@ def test_a_name_the_passages_never_mention_still_vetoes_the_reader():
 def test_a_missing_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(ReaderError, match="missing.*qa train reader"):
         Reader(tmp_path)
+
+
+def test_qa_reader_model_names_the_model_folder(tmp_path, monkeypatch):
+    from qa.config import get_settings
+
+    monkeypatch.setenv("QA_READER_MODEL", str(tmp_path / "retrained"))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ReaderError, match="retrained.*missing"):
+            default_reader()
+    finally:
+        get_settings.cache_clear()
 
 
 def test_a_corrupt_model_file_is_a_clear_error(tmp_path):

@@ -185,6 +185,13 @@ def summary_tables(summary: dict[str, Any]) -> str:
             "min_prob",
             "Reader threshold (reader + kept rules; same passages, `min_prob` swept)",
         ),
+        calibration_table(
+            s.get("veto_calibration") or [],
+            s.get("reader_veto_prob", answering.READER_VETO_PROB),
+            "veto_prob",
+            "Reader veto (the rules decide; the reader refuses the sentence they chose when its "
+            "answer probability is below `veto_prob`; same passages, swept)",
+        ),
         f"Latency of Engine.ask (ms, warm): p50 {_fmt(lat['p50'], 1)}, "
         f"p95 {_fmt(lat['p95'], 1)}, mean {_fmt(lat['mean'], 1)}, max {_fmt(lat['max'], 1)}"
         f" (p50 of parts: {parts})",
@@ -291,9 +298,18 @@ def plot(run: EvalRun, path: Path) -> None:
     }
     points = run.summary.get("calibration") or []
     reader_points = run.summary.get("reader_calibration") or []
+    veto_points = run.summary.get("veto_calibration") or []
     if points and reader_points:
-        fig, (left, right, cal, rcal) = plt.subplots(
-            1, 4, figsize=(26, 5.2), width_ratios=[1, 1.5, 1, 1]
+        fig, (left, right, cal, rcal, vcal) = plt.subplots(
+            1, 5, figsize=(32, 5.2), width_ratios=[1, 1.5, 1, 1, 1]
+        )
+        plot_calibration(
+            vcal,
+            veto_points,
+            run.summary.get("reader_veto_prob", answering.READER_VETO_PROB),
+            "veto_prob",
+            "the reader's probability the rules' sentence must reach",
+            "Reader veto: calibration sweep",
         )
         plot_calibration(cal, points, run.summary.get("min_coverage", answering.MIN_COVERAGE))
         plot_calibration(

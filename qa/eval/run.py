@@ -32,6 +32,7 @@ from qa.eval.summary import (
     RULES,
     RULES_READER_SPAN,
     SWEEP,
+    VETO_SWEEP,
     summarize,
 )
 from qa.models import Answer, Passage
@@ -132,6 +133,8 @@ def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -
 
     rules_answer = answering.answer(*args, idf, engine.min_coverage)
     rules = scorer.answer(q, rules_answer)
+    # The rules decide and the reader may veto the sentence they chose (read first in `read`)
+    chosen = read.readings[0].prob if read.readings and not rules_answer.abstained else 1.0
     return {
         "answers_by_retriever": {
             RULES: _brief(rules),
@@ -147,6 +150,13 @@ def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -
                 if k in ("abstained", "fact_hit")
             }
             for t in READER_SWEEP
+        },
+        "veto_calibration": {
+            f"{t:.2f}": {
+                "abstained": rules["abstained"] or chosen < t,
+                "fact_hit": rules["fact_hit"] and chosen >= t,
+            }
+            for t in VETO_SWEEP
         },
     }
 
@@ -258,6 +268,7 @@ def run_eval(
     summary = summarize(records) | {"min_coverage": engine.min_coverage}
     if engine.reader is not None:
         summary["reader_min_prob"] = engine.reader_policy.min_prob
+        summary["reader_veto_prob"] = engine.reader_policy.veto_prob
     return EvalRun(eval_set.name, index_dir, top_k, records, summary, info)
 
 

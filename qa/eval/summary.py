@@ -20,6 +20,7 @@ RULES = "fused, rules only"  # with the reader on: the word-overlap rules alone,
 READER_ONLY = "fused, reader only"  # the reader with no rule veto, same passages
 RULES_READER_SPAN = "fused, rules + reader's short answer"  # the rules' answer, the reader's span
 READER_SWEEP = tuple(round(0.1 * i, 1) for i in range(1, 10))  # reader min_prob values swept
+VETO_SWEEP = (0.0, 0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4)  # reader veto_prob
 RESCUED = "llm, extractive when all removed"  # in LLM mode: as with on_all_removed="extractive"
 
 
@@ -61,6 +62,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "calibration": calibration(records),
         "reader_calibration": calibration(records, "reader_calibration", "min_prob"),
+        "veto_calibration": calibration(records, "veto_calibration", "veto_prob"),
         "n_questions": len(records),
         "n_answerable": len(answerable),
         "n_unanswerable": len(unanswerable),
