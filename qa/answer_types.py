@@ -132,11 +132,23 @@ _FRACTION_RE = re.compile(
 _YEAR = re.compile(r"(?:1[0-9]|20)\d{2}s?")
 
 
+# a sentence ends after a word of two lower-case letters or digits ("week.", not "U.S." or "Mr.")
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9]{2}[.!])\s+(?=[\"“‘(]?[A-Z])")
+
+
+def asking_part(question: str) -> str:
+    """The sentence that asks, when a question opens with sentences of context (a news-quiz
+    preamble: "Police arrested 31 men this week believed to be ... Where was the event?"): its
+    last sentence. A one-sentence question is its own asking part."""
+    parts = _SENTENCE_END.split(question.strip())
+    return parts[-1] if len(parts) > 1 and parts[-1].strip() else question
+
+
 def wh_phrase(question: str, lower: bool = True) -> str:
     """The question from its asking word on, in lower case: in "When many are arrested, what is
     a common tactic?" that is "what is a common tactic?", and in "Which measure applies when
     ...?" it is the whole question, since "when" there opens a subordinate clause."""
-    q = question.replace("’", "'")
+    q = asking_part(question).replace("’", "'")
     clauses = [c for c in re.split(r"[,;:]", q) if _WH.search(c.lower())]
     if not clauses:
         return ""

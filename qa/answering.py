@@ -444,9 +444,12 @@ def must_match(question: str) -> set[str]:
     """Words a supporting passage must contain: the question's names, acronyms and numbers.
 
     People paraphrase verbs and nouns, but rarely a name or a figure; when "PCP", "Rhine" or
-    "2020" is nowhere in the passages, the sources are about something else.
+    "2020" is nowhere in the passages, the sources are about something else. Only the asking
+    part counts: a preamble of context before the question ("A senior American diplomat in
+    Islamabad said ... Who is America's Charge d'Affaires in Pakistan?") is the asker's, and the
+    sources need not repeat it.
     """
-    return {word.lower() for word in lexical.names(question)}
+    return {word.lower() for word in lexical.names(answer_types.asking_part(question))}
 
 
 def missing_terms(question: str, passages: Sequence[Passage]) -> set[str]:

@@ -146,3 +146,24 @@ def test_answers_quote_their_passage_verbatim_or_abstain(text, question):
     assert result.abstained == (not result.citations)
     for c in result.citations:
         assert text[c.start - 10 : c.end - 10] == c.quote
+
+
+@pytest.mark.parametrize(
+    ("question", "asking"),
+    [
+        ("Police arrested 31 men this week. Where was the event?", "Where was the event?"),
+        ("A deal was signed, officials said. How many jobs?", "How many jobs?"),
+        ("When did the U.S. Army arrive?", "When did the U.S. Army arrive?"),  # no sentence end
+        ("Mr. Smith spoke. Who was he?", "Who was he?"),
+        ("How many?", "How many?"),
+    ],
+)
+def test_the_asking_part_is_the_last_sentence_after_a_preamble(question, asking):
+    assert T.asking_part(question) == asking
+
+
+def test_a_preamble_does_not_change_the_kind_asked():
+    preamble = "Reporters asked when the summit would open. "  # its "when" asks nothing
+    question = "How many nations took part?"
+    assert T.question_type(preamble + question) == T.COUNT
+    assert T.asked(preamble + question) == T.asked(question)

@@ -90,6 +90,11 @@ def test_names_and_numbers_missing_from_the_passages_force_abstention(engine):
     passages = search(snap, engine.embedder, "Reko Diq loan 2031", 3)
     assert answering.missing_terms("What was the Reko Diq loan in 2031?", passages) == {"2031"}
     assert answering.missing_terms("What is the MoU about?", passages) == set()  # acronym
+    # a preamble of context is the asker's: only the asking sentence's names must be there
+    preamble = "Officials in Islamabad met Donald Trump this week. What was the Reko Diq loan?"
+    assert answering.missing_terms(preamble, passages) == set()
+    preamble = "Officials in Islamabad met this week. What was the Reko Diq loan in 2031?"
+    assert answering.missing_terms(preamble, passages) == {"2031"}
 
 
 def test_filters_limit_the_documents_that_answer(engine):
