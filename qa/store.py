@@ -49,8 +49,7 @@ HNSW_EF_CONSTRUCTION = 200  # build-time breadth
 HNSW_EF_SEARCH = 512  # search-time breadth: 128 gave recall@10 0.82 at 100k synthetic chunks
 IVF_LISTS_PER_SQRT = 4  # inverted lists: about 4 sqrt(n), a power of two
 IVF_TRAIN_PER_LIST = 64  # k-means of the lists on up to this many sampled vectors per list
-IVF_PROBE_SHARE = 16  # a search scans 1/16 of the lists (see README, scaling out)...
-IVF_NPROBE_MIN = 32  # ...and at least 32 of them: small indexes are searched exactly
+IVF_NPROBE = 128  # lists a search scans: recall@10 0.983 at 1M chunks (README, scaling out)
 
 
 def embed_text(title: str, text: str) -> str:
@@ -384,7 +383,7 @@ def build_vector_index(kind: str, vectors: np.ndarray, dim: int) -> Any:
 
 def ivf_probes(lists: int) -> int:
     """Lists scanned per search of an IVF index with `lists` lists."""
-    return min(lists, max(IVF_NPROBE_MIN, lists // IVF_PROBE_SHARE))
+    return min(lists, IVF_NPROBE)
 
 
 def ivf_lists(n: int) -> int:
