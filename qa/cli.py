@@ -586,8 +586,17 @@ def bench_scale(
     out: BenchOut = Path("reports/bench"),
     stores: Annotated[
         str,
-        typer.Option(help="Stores compared, comma-separated: folder-flat, folder-hnsw, milvus."),
-    ] = "folder-flat,folder-hnsw,milvus",
+        typer.Option(
+            help="Stores compared, comma-separated: folder-flat, folder-hnsw, folder-ivf, milvus."
+        ),
+    ] = "folder-flat,folder-hnsw,folder-ivf,milvus",
+    limits: Annotated[
+        str,
+        typer.Option(
+            help="Largest size measured per store, e.g. milvus=100000 (Milvus Lite scans every "
+            "row on each search: see README); 'none' for no limit."
+        ),
+    ] = "milvus=100000",
 ) -> None:
     """Build time, query latency, recall, memory and disk as the index grows (synthetic copies),
     for each store."""
@@ -604,8 +613,20 @@ def bench_scale(
     if not counts or min(counts) < 1:
         raise _fail("--sizes needs at least one positive number of chunks", 2)
     try:
+        most = (
+            {}
+            if limits == "none"
+            else {
+                k.strip(): int(v) for k, v in (p.split("=") for p in limits.split(",") if p.strip())
+            }
+        )
+    except ValueError as exc:
+        raise _fail(f"--limits takes STORE=CHUNKS separated by commas, not {limits!r}", 2) from exc
+    if set(most) - set(bench_scale.STORES):
+        raise _fail(f"--limits names stores among {', '.join(bench_scale.STORES)}", 2)
+    try:
         result = bench_scale.bench_scale(
-            counts, set_dir, queries, say=timing.stderr_say, stores=kinds
+            counts, set_dir, queries, say=timing.stderr_say, stores=kinds, limits=most
         )
     except QAError as exc:
         raise _fail(exc, _code(exc)) from exc
@@ -613,6 +634,35 @@ def bench_scale(
     plot = bench_scale.plot_scale(result, out / "scale.png")
     typer.echo(bench_scale.format_scale(result))
     typer.echo(f"\nwrote {path}, {plot}")
+
+
+@bench_app.command("ann")
+def bench_ann(
+    size: Annotated[
+        int, typer.Option(min=1, help="Vectors indexed (real, then synthetic).")
+    ] = 100_000,
+    set_dir: Annotated[
+        Path, typer.Option("--set", help="Eval set whose chunk and question vectors are used.")
+    ] = BENCH_SET,
+    probes: Annotated[int, typer.Option(min=1, help="Held-out synthetic queries.")] = 200,
+    indexes: Annotated[str, typer.Option(help="Kinds measured, comma-separated.")] = "hnsw,ivf",
+    out: BenchOut = Path("reports/bench"),
+) -> None:
+    """Approximate FAISS indexes (HNSW, IVF) against exact search: build time, size, latency
+    and recall@10 on real chunk vectors grown by synthetic ones."""
+    from qa.eval import bench_ann, report, timing
+
+    kinds = {k.strip() for k in indexes.split(",") if k.strip()}
+    configs = [c for c in bench_ann.CONFIGS if c[1] in kinds]
+    if not configs or kinds - {c[1] for c in bench_ann.CONFIGS}:
+        raise _fail(f"--indexes takes hnsw and/or ivf, not {indexes!r}", 2)
+    try:
+        result = bench_ann.bench_ann(set_dir, size, probes, timing.stderr_say, configs)
+    except QAError as exc:
+        raise _fail(exc, _code(exc)) from exc
+    path = report.write_json(result, out / f"ann-{size}.json")
+    typer.echo(bench_ann.format_ann(result))
+    typer.echo(f"\nwrote {path}")
 
 
 @bench_app.command("serve")

@@ -44,10 +44,11 @@ class Settings(BaseSettings):
         description="Where the ONNX files exported from the bundled model are kept.",
     )
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are refused when indexing.")
-    vector_index: Literal["flat", "hnsw"] = Field(
+    vector_index: Literal["flat", "hnsw", "ivf"] = Field(
         "flat",
-        description="Dense index of an index folder: flat = exact search, hnsw = FAISS HNSW "
-        "graph (approximate, faster on large indexes); applies from the next write.",
+        description="Dense index of an index folder: flat = exact search; hnsw = FAISS HNSW "
+        "graph, ivf = FAISS IVF-Flat inverted lists (approximate, faster on large indexes); "
+        "applies from the next write.",
     )
 
     # Store: the index folder (default) or Milvus

@@ -42,6 +42,8 @@ from qa.store import HNSW_EF_CONSTRUCTION, HNSW_M, check_manifest, embed_text
 TEXT_PART = 16_000  # characters per stored part of a document (VARCHAR holds 65,535 bytes)
 MILVUS_EF = 128  # HNSW search breadth in Milvus: recall@10 0.975 at 100k synthetic chunks
 TEXT_CACHE = 64  # documents' texts a view keeps in memory
+HIT_CACHE = 4096  # chunk rows (fields and vector) from recent searches a view keeps
+_HIT_FIELDS = ["doc_id", "gen", "ord", "start", "end", "text", "vec"]
 DF_SCAN_MAX = 200_000  # up to this many chunks, term frequencies come from one read of all
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults, which the folder store uses
 _DUMMY = [0.0, 0.0]  # Milvus wants a vector field in every collection
@@ -315,6 +317,7 @@ class MilvusView:
     heads: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _df: dict[str, int] = field(default_factory=dict, repr=False)
     _texts: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
+    _hits: OrderedDict[int, dict] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -342,21 +345,37 @@ class MilvusView:
             anns_field="vec",
             limit=depth,
             filter=_rows_filter(allowed),
-            output_fields=["doc_id", "gen"],
+            output_fields=_HIT_FIELDS,
             search_params={"metric_type": "IP", "params": {"ef": max(MILVUS_EF, depth)}},
         )[0]
-        return {int(h["row"]): float(h["distance"]) for h in hits if self._live(h)}
+        return {int(h["row"]): float(h["distance"]) for h in self._keep(hits)}
+
+    def _keep(self, hits: list[dict]) -> list[dict]:
+        """The live hits; their rows are kept, so that the chunks and vectors retrieval asks
+        for next need no further round trip to Milvus."""
+        live = [h for h in hits if self._live(h)]
+        with self._lock:
+            for h in live:
+                entity = h.get("entity", h)
+                if "text" in entity:
+                    self._hits[int(h["row"])] = {"row": int(h["row"]), **entity}
+                    self._hits.move_to_end(int(h["row"]))
+            while len(self._hits) > HIT_CACHE:
+                self._hits.popitem(last=False)
+        return live
 
     def lexical_search(
         self, query: str, depth: int, allowed: np.ndarray | None = None
     ) -> dict[int, float]:
-        return self._bm25(query, depth, _rows_filter(allowed))
+        return self._bm25(query, depth, _rows_filter(allowed), _HIT_FIELDS)
 
     def lexical_scores(self, query: str, rows: Sequence[int]) -> list[float]:
         found = self._bm25(query, len(rows), _rows_filter(np.asarray(rows)))
         return [found.get(int(r), 0.0) for r in rows]
 
-    def _bm25(self, query: str, limit: int, where: str) -> dict[int, float]:
+    def _bm25(
+        self, query: str, limit: int, where: str, fields: Sequence[str] = ("doc_id", "gen")
+    ) -> dict[int, float]:
         terms = _encode(lexical.terms(query))
         if not terms or limit == 0:
             return {}
@@ -366,19 +385,27 @@ class MilvusView:
             anns_field="sparse",
             limit=limit,
             filter=where,
-            output_fields=["doc_id", "gen"],
+            output_fields=list(fields),
             search_params={"metric_type": "BM25"},
         )[0]
         # Milvus Lite reports BM25 as a negative distance, a server as a positive score.
-        return {int(h["row"]): abs(float(h["distance"])) for h in hits if self._live(h)}
+        return {int(h["row"]): abs(float(h["distance"])) for h in self._keep(hits)}
 
     def vectors_of(self, rows: Sequence[int]) -> np.ndarray:
         found = {int(r["row"]): r["vec"] for r in self._query_rows(rows, ["row", "vec"])}
         return np.array([found[int(r)] for r in rows], dtype=np.float32)
 
     def _query_rows(self, rows: Sequence[int], fields: list[str]) -> list[dict]:
+        """The rows' fields: those of recent search hits from memory, the rest from Milvus."""
         out: list[dict] = []
-        ids = [int(r) for r in rows]
+        ids: list[int] = []
+        with self._lock:
+            for r in rows:
+                hit = self._hits.get(int(r))
+                if hit is None:
+                    ids.append(int(r))
+                else:
+                    out.append(hit)
         for i in range(0, len(ids), _BATCH):
             out.extend(
                 self._client.query(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -265,21 +266,38 @@ def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path
     assert bench_ask.plot_ask(asked, tmp_path / "ask.png").stat().st_size > 0
 
     out = tmp_path / "scaled"
-    built = bench_scale.build_scaled(str(index), str(out), size=25)
-    assert built["chunks"] == 25 and built["copies"] > 1
     from qa import store
+    from qa.eval import synthetic
 
+    base = store.open_snapshot(index)
+    real = base.all_vectors()
+    base.close()
+    mixture = synthetic.fit_mixture(real)
+    built = bench_scale.build_scaled(str(index), str(out), 25, mixture)
+    assert built["chunks"] == 25 and built["copies"] > 1
     snap = store.open_snapshot(out)
     assert snap.n_chunks == 25
     for doc_id in snap.manifest["documents"]:  # perturbed copies keep exact offsets
         doc = snap.document(doc_id)
         assert all(doc.text[c.start : c.end] == c.text for _, c in snap.doc_chunks(doc_id))
+    grown = snap.all_vectors()
+    assert np.allclose(grown[: len(real)], real)  # the real chunks keep their real vectors
+    assert np.allclose(np.linalg.norm(grown, axis=1), 1, atol=1e-5)
+    assert (grown[len(real) :] @ real.T).max() < 1 - 1e-5  # draws, not copies of real ones
+    assert "Gaussian mixture" in snap.manifest["synthetic"]
     snap.close()
 
-    queried = bench_scale.query_scaled(
-        str(out), [{"question": q["question"], "history": []} for q in QUESTIONS], 3, warmup=1
-    )
+    asked_qs = [{"question": q["question"], "history": []} for q in QUESTIONS]
+    probes = synthetic.draw_any(mixture, 5, np.random.default_rng(1))
+    queried = bench_scale.query_scaled(str(out), asked_qs, 3, 1, "folder-flat", None, probes)
     assert queried["ask_ms"]["p50"] > 0 and queried["rank_ms"]["p50"] > 0
+    exact = queried.pop("dense_top")
+    assert len(exact["questions"]) == len(QUESTIONS) and len(exact["probes"]) == 5
+    ivf = tmp_path / "scaled-ivf"
+    copied = bench_scale.copy_scaled(str(out), "folder-ivf", str(ivf))
+    assert copied["disk_mb"] > 0 and store.open_snapshot(out).n_chunks == 25  # flat unharmed
+    approx = bench_scale.query_scaled(str(ivf), asked_qs, 3, 1, "folder-ivf", exact, probes)
+    assert approx["recall_at_10"] == approx["probe_recall_at_10"] == 1.0  # all lists probed
     row = {"size": 25, **built, "embed_est_s": 1.0, **queried}
     scaled = {"info": {"set": str(tiny_set)}, "floor_chunks_per_s": 25.0, "rows": [row]}
     assert bench_scale.plot_scale(scaled, tmp_path / "scale.png").stat().st_size > 0

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -239,7 +240,10 @@ def test_a_bad_setting_is_one_clear_error_before_any_command(
     assert "Traceback" not in result.output
 
 
-def test_hnsw_setting_builds_a_graph_index_that_finds_what_flat_finds(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("kind", "faiss_class"), [("hnsw", "IndexHNSW"), ("ivf", "IndexIVFFlat")])
+def test_approximate_settings_build_an_index_that_finds_what_flat_finds(
+    tmp_path, monkeypatch, kind, faiss_class
+):
     import faiss
 
     from qa import retrieval
@@ -250,21 +254,43 @@ def test_hnsw_setting_builds_a_graph_index_that_finds_what_flat_finds(tmp_path, 
     monkeypatch.setattr("qa.embedding.default_embedder", lambda: fake)
     corpus = write_corpus(tmp_path / "corpus", n=4)
     index_paths([corpus], tmp_path / "flat", fake)
-    monkeypatch.setenv("QA_VECTOR_INDEX", "hnsw")
+    monkeypatch.setenv("QA_VECTOR_INDEX", kind)
     get_settings.cache_clear()
-    result = CliRunner().invoke(app, ["index", str(corpus), "--index", str(tmp_path / "hnsw")])
+    result = CliRunner().invoke(app, ["index", str(corpus), "--index", str(tmp_path / kind)])
     assert result.exit_code == 0, result.output
-    flat, hnsw = (
+    flat, approx = (
         snapshot_is_consistent(tmp_path / "flat"),
-        snapshot_is_consistent(tmp_path / "hnsw"),
+        snapshot_is_consistent(tmp_path / kind),
     )
-    assert isinstance(hnsw.vectors, faiss.IndexHNSW) and hnsw.manifest["vector_index"] == "hnsw"
+    assert isinstance(approx.vectors, getattr(faiss, faiss_class))
+    assert approx.manifest["vector_index"] == kind
     assert isinstance(flat.vectors, faiss.IndexFlat) and "vector_index" not in flat.manifest
     for query in ("fact 3 about topic 2", "Document 1 states", "topic 0"):
-        assert retrieval.search(hnsw, fake, query, 5) == retrieval.search(flat, fake, query, 5)
+        assert retrieval.search(approx, fake, query, 5) == retrieval.search(flat, fake, query, 5)
     only = retrieval.Filters(doc_ids=("doc2.txt",))
-    assert {p.doc_id for p in retrieval.search(hnsw, fake, "fact 3", 5, only)} == {"doc2.txt"}
-    monkeypatch.setenv("QA_VECTOR_INDEX", "ivf")
+    assert {p.doc_id for p in retrieval.search(approx, fake, "fact 3", 5, only)} == {"doc2.txt"}
+    assert np.allclose(approx.all_vectors(), flat.all_vectors(), atol=1e-6)
+    monkeypatch.setenv("QA_VECTOR_INDEX", "annoy")
     get_settings.cache_clear()
     bad = CliRunner().invoke(app, ["index", str(corpus), "--index", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "QA_VECTOR_INDEX" in bad.output
+
+
+def test_ivf_probes_a_part_of_its_lists_and_keeps_a_row_filter():
+    from qa.store import Snapshot, build_vector_index, ivf_lists, ivf_probes
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((40, 32))
+    x = centres[rng.integers(0, 40, 20_000)] + 0.5 * rng.standard_normal((20_000, 32))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    ivf = build_vector_index("ivf", x, 32)
+    assert ivf.nlist == ivf_lists(len(x)) > ivf_probes(ivf.nlist)  # a search scans a part
+    view = Snapshot(Path("unused"), {"n_chunks": len(x)}, ivf, None, None)
+    queries = x[:50] + 0.1 * rng.standard_normal((50, 32)).astype(np.float32)
+    found = 0
+    for q in queries:
+        exact = set(np.argsort(-(x @ q))[:10].tolist())
+        found += len(exact & set(view.dense_search(q, 10)))
+    assert found / 500 >= 0.9
+    allowed = np.arange(0, len(x), 7)
+    assert set(view.dense_search(queries[0], 10, allowed)) <= set(allowed.tolist())

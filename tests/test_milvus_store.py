@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -89,6 +90,30 @@ def test_milvus_gives_the_folders_passages_and_quotes_verbatim(tmp_path, lite, m
     monkeypatch.setattr("qa.milvus_store.DF_SCAN_MAX", 0)
     view = store.open(fake.name, fake.dim)
     assert [answering.Idf(view)(t) for t in terms] == [folder_idf(t) for t in terms]
+
+
+def test_a_question_reads_chunks_and_vectors_with_its_searches(tmp_path, lite, monkeypatch):
+    """Round trips: the hits of the dense and BM25 searches carry their chunks and vectors, so
+    fusion and passages ask Milvus for nothing more than the searches and the texts."""
+    fake = FakeEmbedder()
+    store = milvus(lite, "trips")
+    assert index_paths([corpus(tmp_path / "docs")], store, fake).ok
+    view = store.open(fake.name, fake.dim)
+    view.document("bridge.txt")  # texts are cached per view: read them before counting
+    view.document("orchard.txt")
+    view.document("mine.md")
+    calls: list[str] = []
+    for name in ("search", "query"):
+        real = getattr(view._client, name)
+        monkeypatch.setattr(
+            view._client, name, lambda *a, _r=real, _n=name, **k: calls.append(_n) or _r(*a, **k)
+        )
+    found = retrieval.search(view, fake, "When did the bridge open?", 3)
+    assert found[0].doc_id == "bridge.txt"
+    assert "query" not in calls and calls.count("search") <= 3
+    rows, fresh = list(view._hits), store.open(fake.name, fake.dim)  # fresh: asks Milvus
+    assert view.chunks(rows) == fresh.chunks(rows)
+    assert np.allclose(view.vectors_of(rows), fresh.vectors_of(rows))
 
 
 def test_incremental_reindex_and_delete(tmp_path, lite):

@@ -10,6 +10,8 @@ copies of the flat folder (`copy_index`: the same chunks and vectors, not re-emb
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -25,6 +27,7 @@ import numpy as np
 from qa import retrieval, store
 from qa.chunking import ChunkingParams
 from qa.embedding import default_embedder
+from qa.eval import synthetic
 from qa.eval.report import markdown_table, pyplot, run_info, save_figure
 from qa.eval.sets import build_index, default_index_dir, load_questions, load_set
 from qa.eval.timing import Say, context_line, encoder_model, latency_stats, quiet
@@ -32,15 +35,25 @@ from qa.index_store import IndexStore, copy_index
 from qa.indexing import build_manifest
 from qa.models import Chunk, Document
 
-NOISE_SIGMA = 0.015  # per dimension: a copy's vector keeps cosine ~0.96 to its original
 WORD_SWAP = 0.2  # share of a copy's long words replaced by corpus words of the same length
 SYNTHETIC_NOTE = (
-    "Synthetic growth: the real corpus's chunks are embedded once; copy c>0 of a document has "
+    "Synthetic growth: the real corpus's chunks, with their real vectors, come first (sizes up "
+    "to the real count are all real); copy c>0 of a document has "
     f"{WORD_SWAP:.0%} of its words (4+ letters) replaced by other corpus words of the same "
-    f"length (offsets stay exact, BM25 sees new text) and its chunk vectors moved by Gaussian "
-    f"noise (sigma {NOISE_SIGMA} per dimension) and renormalized. 'write' is the measured "
-    "time to write the index version (SQLite, FAISS, BM25, fsync); 'embed (est.)' is chunks / "
-    "the bare encoder's chunks/s measured in this run."
+    "length (offsets stay exact, BM25 sees new text), and each of its chunks gets a synthetic "
+    "vector drawn from {mixture}, from the component of the real chunk it copies (so the "
+    "vector's topic follows the text's). Not copies of real vectors: no near-duplicates. "
+    "Recall is measured with the set's real question vectors and with held-out draws from "
+    "the mixture (never indexed). 'write' is the measured time to write the index version "
+    "(SQLite, FAISS, BM25, fsync); 'embed (est.)' is chunks / the bare encoder's chunks/s "
+    "measured in this run."
+)
+PROBES = 200  # held-out synthetic query vectors per size
+MILVUS_NOTE = (
+    "Milvus Lite (3.2.2) builds the HNSW index it is asked for (a FAISS HNSW graph per sealed "
+    "segment), but every search first walks every row in Python (milvus_lite/search/"
+    "executor_indexed.py: each primary key's latest write, then a per-row mask), so its "
+    "search time grows with the rows like a flat scan; a Milvus server is the engine for scale."
 )
 
 
@@ -72,8 +85,11 @@ def _perturb(parts: list[str], pools: dict[int, list[str]], rng: np.random.Gener
     return "".join(out)
 
 
-def build_scaled(base_dir: str, out_dir: str, size: int, seed: int = 0) -> dict[str, Any]:
-    """Write an index of exactly `size` chunks grown from the base index (see SYNTHETIC_NOTE)."""
+def build_scaled(
+    base_dir: str, out_dir: str, size: int, mixture: synthetic.VectorMixture, seed: int = 0
+) -> dict[str, Any]:
+    """Write an index of exactly `size` chunks grown from the base index (see SYNTHETIC_NOTE);
+    `mixture` was fitted to the base index's vectors."""
     base = store.open_snapshot(Path(base_dir))
     doc_ids = list(base.manifest["documents"])
     docs = [base.document(d) for d in doc_ids]
@@ -113,10 +129,10 @@ def build_scaled(base_dir: str, out_dir: str, size: int, seed: int = 0) -> dict[
             out_chunks.extend(
                 Chunk(new.id, c.ord, c.start, c.end, new.text[c.start : c.end]) for _, c in take
             )
-            block = vectors[[row for row, _ in take]]
-            if copy:
-                block = block + rng.normal(0, NOISE_SIGMA, block.shape).astype(np.float32)
-                block /= np.linalg.norm(block, axis=1, keepdims=True)
+            rows = [row for row, _ in take]
+            block = (
+                vectors[rows] if copy == 0 else synthetic.draw(mixture, mixture.labels[rows], rng)
+            )
             out_rows.append(block.astype(np.float32))
         copy += 1
     matrix = np.vstack(out_rows)
@@ -127,7 +143,7 @@ def build_scaled(base_dir: str, out_dir: str, size: int, seed: int = 0) -> dict[
         base.manifest["dim"],
         ChunkingParams(**base.manifest["chunking"]),
     )
-    manifest["synthetic"] = SYNTHETIC_NOTE
+    manifest["synthetic"] = SYNTHETIC_NOTE.format(mixture=mixture.describe())
     base.close()
     make_s = time.perf_counter() - t_make
     t0 = time.perf_counter()
@@ -149,7 +165,7 @@ def build_scaled(base_dir: str, out_dir: str, size: int, seed: int = 0) -> dict[
     }
 
 
-STORES = ("folder-flat", "folder-hnsw", "milvus")
+STORES = ("folder-flat", "folder-hnsw", "folder-ivf", "milvus")
 RECALL_K = 10
 
 
@@ -164,13 +180,35 @@ def open_bench_store(kind: str, where: str) -> IndexStore:
 
 
 def copy_scaled(flat_dir: str, kind: str, where: str) -> dict[str, Any]:
-    """Copy the flat folder into a store of another kind; the time it takes and its disk."""
+    """The flat folder as a store of another kind; the time that takes and its disk.
+
+    Milvus gets a copy (`copy_index`). Another folder kind links the flat version's files (its
+    chunk table and BM25 are what a full write would produce) and builds its own vector index
+    from the same vectors: `write_s` is then that build alone."""
     source = store.open_snapshot(Path(flat_dir))
-    target = open_bench_store(kind, where)
-    t0 = time.perf_counter()
-    copy_index(source, target)
-    write_s = time.perf_counter() - t0
+    if kind == "milvus":
+        t0 = time.perf_counter()
+        copy_index(source, open_bench_store(kind, where))
+        write_s = time.perf_counter() - t0
+        source.close()
+        return {"write_s": write_s, "disk_mb": store.disk_size(Path(where)) / 1e6}
+    import faiss
+
+    vectors = source.all_vectors()
+    version = source.path
     source.close()
+    target = Path(where) / version.name
+    shutil.copytree(version, target, copy_function=os.link)
+    t0 = time.perf_counter()
+    index = store.build_vector_index(kind.removeprefix("folder-"), vectors, vectors.shape[1])
+    (target / "vectors.faiss").unlink()  # a link to the flat file: never write through it
+    faiss.write_index(index, str(target / "vectors.faiss"))
+    write_s = time.perf_counter() - t0
+    manifest = json.loads((target / "manifest.json").read_text())
+    (target / "manifest.json").unlink()
+    manifest["vector_index"] = kind.removeprefix("folder-")
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    (Path(where) / "CURRENT").write_text(version.name + "\n")
     return {"write_s": write_s, "disk_mb": store.disk_size(Path(where)) / 1e6}
 
 
@@ -180,12 +218,13 @@ def query_scaled(
     top_k: int,
     warmup: int = 3,
     kind: str = "folder-flat",
-    exact: list[list[tuple[str, int]]] | None = None,
+    exact: dict[str, list[list[tuple[str, int]]]] | None = None,
+    probes: np.ndarray | None = None,
 ) -> dict:
     """Load an index in a fresh process and time asks and searches; memory as it goes.
 
-    Returns each query's dense top RECALL_K as (doc_id, ord); with `exact` (the flat index's),
-    the recall of this store's dense search against it."""
+    Returns the dense top RECALL_K, as (doc_id, ord), of each question and of each of `probes`
+    (query vectors); with `exact` (the flat index's), this store's recall against it."""
     from qa.engine import Engine
 
     rss_start = _rss_mb()["rss"]
@@ -213,14 +252,21 @@ def query_scaled(
         nearest = snap.dense_search(vector, RECALL_K)
         dense_ms.append((time.perf_counter() - t0) * 1e3)
         top.append([(c.doc_id, c.ord) for c in snap.chunks(list(nearest))])
-    recall = None
-    if exact is not None:
-        hits = [len(set(map(tuple, e)) & set(t)) for e, t in zip(exact, top, strict=True)]
-        recall = sum(hits) / sum(len(e) for e in exact)
+    probe_top = []
+    for vector in probes if probes is not None else ():
+        nearest = snap.dense_search(vector, RECALL_K)
+        probe_top.append([(c.doc_id, c.ord) for c in snap.chunks(list(nearest))])
+    tops = {"questions": top, "probes": probe_top}
+    recall = {}
+    for name, got in tops.items():
+        if exact is not None and got:
+            hits = [len(set(map(tuple, e)) & set(t)) for e, t in zip(exact[name], got, strict=True)]
+            recall[name] = sum(hits) / sum(len(e) for e in exact[name])
     mem = _rss_mb()
     return {
-        "dense_top": top,
-        "recall_at_10": recall,
+        "dense_top": tops,
+        "recall_at_10": recall.get("questions"),
+        "probe_recall_at_10": recall.get("probes"),
         "dense_ms": latency_stats(dense_ms),
         "load_s": load_s,
         "ask_ms": latency_stats(ask_ms),
@@ -242,8 +288,10 @@ def bench_scale(
     work_dir: Path | None = None,
     say: Say = quiet,
     stores: Sequence[str] = ("folder-flat",),
+    limits: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Index/query latency, memory and disk at growing sizes (see SYNTHETIC_NOTE)."""
+    """Index/query latency, memory and disk at growing sizes (see SYNTHETIC_NOTE); a store
+    named in `limits` is measured only up to its size there."""
     from qa.config import get_settings
 
     settings = get_settings()
@@ -258,7 +306,16 @@ def bench_scale(
     titles = {d: m["title"] for d, m in base.manifest["documents"].items()}
     sample = [store.embed_text(titles[c.doc_id], c.text) for c in base.chunks(sample_rows)]
     base_chunks = base.n_chunks
+    real = base.all_vectors()
     base.close()
+    mixture = synthetic.fit_mixture(real)
+    probes = synthetic.draw_any(mixture, PROBES, np.random.default_rng(1))  # never indexed
+    neighbours = {
+        "real": synthetic.neighbour_stats(real),
+        "synthetic": synthetic.neighbour_stats(
+            synthetic.draw(mixture, mixture.labels, np.random.default_rng(2))
+        ),
+    }
     model = encoder_model(embedder)
     batch = settings.embed_batch_size
     model.encode(sample[:batch], batch_size=batch)
@@ -269,6 +326,7 @@ def bench_scale(
     queries = [{"question": q.question, "history": q.messages()} for q in questions]
 
     rows = []
+    skipped: list[dict[str, Any]] = []
     tmp = Path(tempfile.mkdtemp(prefix="qa-bench-scale-", dir=work_dir))
     spawn = get_context("spawn")  # a fresh process per step: clean memory figures, no fork+torch
     try:
@@ -276,13 +334,17 @@ def bench_scale(
             out_dir = tmp / f"n{size}"
             say(f"size {size}: writing the index")
             with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                built = pool.submit(build_scaled, str(base_dir), str(out_dir), size).result()
+                job = pool.submit(build_scaled, str(base_dir), str(out_dir), size, mixture)
+                built = job.result()
             say(
                 f"size {size}: written in {built['write_s']:.1f} s; "
                 f"querying ({len(queries)} questions)"
             )
             with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                queried = pool.submit(query_scaled, str(out_dir), queries, top_k).result()
+                job = pool.submit(
+                    query_scaled, str(out_dir), queries, top_k, 3, "folder-flat", None, probes
+                )
+                queried = job.result()
             exact = queried.pop("dense_top")
             est = built["chunks"] / floor_rate
             if "folder-flat" in stores:
@@ -294,16 +356,23 @@ def bench_scale(
                         "embed_est_s": est,
                         **queried,
                         "recall_at_10": 1.0,
+                        "probe_recall_at_10": 1.0,
                     }
                 )
             for kind in (k for k in stores if k != "folder-flat"):
+                if size > (limits or {}).get(kind, size):
+                    skipped.append({"store": kind, "size": size, "limit": limits[kind]})
+                    say(f"size {size}: {kind} skipped (measured up to {limits[kind]})")
+                    continue
                 where = tmp / f"n{size}-{kind}"
                 say(f"size {size}: copying into {kind}")
                 with ProcessPoolExecutor(1, mp_context=spawn) as pool:
                     copied = pool.submit(copy_scaled, str(out_dir), kind, str(where)).result()
                 say(f"size {size}: {kind} written in {copied['write_s']:.1f} s; querying")
                 with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                    job = pool.submit(query_scaled, str(where), queries, top_k, 3, kind, exact)
+                    job = pool.submit(
+                        query_scaled, str(where), queries, top_k, 3, kind, exact, probes
+                    )
                     other = job.result()
                 other.pop("dense_top")
                 rows.append(
@@ -316,10 +385,13 @@ def bench_scale(
     return {
         "bench": "scale",
         "info": run_info() | {"set": str(set_dir), "top_k": top_k, "queries": len(queries)},
-        "note": SYNTHETIC_NOTE,
+        "note": SYNTHETIC_NOTE.format(mixture=mixture.describe()),
+        "neighbours": neighbours,
+        "probes": len(probes),
         "base_chunks": base_chunks,
         "floor_chunks_per_s": floor_rate,
         "rows": rows,
+        "skipped": skipped,
     }
 
 
@@ -334,7 +406,8 @@ def format_scale(r: dict[str, Any]) -> str:
         "rank p50",
         "rank p95",
         "dense p50",
-        "recall@10",
+        "recall@10 questions",
+        "recall@10 held-out",
         "index RSS MB",
         "peak RSS MB",
         "disk MB",
@@ -351,6 +424,7 @@ def format_scale(r: dict[str, Any]) -> str:
             f"{row['rank_ms']['p95']:.1f}",
             f"{row['dense_ms']['p50']:.2f}" if "dense_ms" in row else "-",
             f"{row['recall_at_10']:.3f}" if row.get("recall_at_10") is not None else "-",
+            f"{row['probe_recall_at_10']:.3f}" if row.get("probe_recall_at_10") else "-",
             f"{row['index_rss_mb']:.0f}",
             f"{row['peak_rss_mb']:.0f}",
             f"{row['disk_mb']:.1f}",
@@ -369,13 +443,33 @@ def format_scale(r: dict[str, Any]) -> str:
             "Latencies in ms, warm. ask = Engine.ask; rank = retrieval.search (BM25 + dense + "
             "fusion + passages) with the query vector given, i.e. without the encoder; dense = "
             f"the store's dense top-{RECALL_K} alone; recall@10 = share of the exact (flat) "
-            f"dense top-{RECALL_K} that the store's dense search returns. write = writing the "
-            "index (for hnsw and milvus: copying the flat folder's chunks and vectors in). "
+            f"dense top-{RECALL_K} that the store's dense search returns, for the questions' real "
+            f"vectors and for {r.get('probes', 0)} held-out synthetic vectors. write = writing "
+            "the index (hnsw, ivf: building the vector index from the flat folder's vectors, the "
+            "rest of the folder is the flat one's; milvus: copying the flat folder in). "
             "index RSS = resident memory added by loading the index and asking (model "
             "excluded; Milvus Lite runs in its own process, not counted); peak RSS = the "
             "querying process's peak.",
             r["note"],
+            _neighbours_line(r),
+            "".join(
+                f"Not run: {s['store']} at {s['size']} chunks (limited to {s['limit']}). "
+                for s in r.get("skipped", ())
+            ),
+            MILVUS_NOTE if any(row.get("store") == "milvus" for row in r["rows"]) else "",
         ]
+    )
+
+
+def _neighbours_line(r: dict[str, Any]) -> str:
+    n = r.get("neighbours")
+    if not n:
+        return ""
+    return (
+        "Synthetic against real vectors, as many draws as real chunks (median cosine to the "
+        f"nearest / 10th nearest other vector): real {n['real']['nn1_cos_p50']:.3f} / "
+        f"{n['real']['nn10_cos_p50']:.3f}, synthetic {n['synthetic']['nn1_cos_p50']:.3f} / "
+        f"{n['synthetic']['nn10_cos_p50']:.3f}."
     )
 
 
@@ -390,7 +484,13 @@ def plot_scale(r: dict[str, Any], path: Path) -> Path:
         a.plot(n, [row["write_s"] for row in rows], "o-", label=f"{kind}: write")
         b.plot(n, [row["rank_ms"]["p50"] for row in rows], "o-", label=f"{kind}: rank p50")
         b.plot(n, [row["ask_ms"]["p50"] for row in rows], "s--", label=f"{kind}: ask p50")
-        c.plot(n, [row.get("recall_at_10") or 0 for row in rows], "o-", label=kind)
+        c.plot(n, [row.get("recall_at_10") or 0 for row in rows], "o-", label=f"{kind}: questions")
+        c.plot(
+            n,
+            [row.get("probe_recall_at_10") or 0 for row in rows],
+            "s--",
+            label=f"{kind}: held-out",
+        )
         d.plot(n, [row["disk_mb"] for row in rows], "s--", label=f"{kind}: disk")
         d.plot(n, [row["index_rss_mb"] for row in rows], "o-", label=f"{kind}: index RSS")
     flat = [row for row in r["rows"] if row.get("store", "folder-flat") == kinds[0]]
