@@ -150,9 +150,7 @@ class Reader:
     def __init__(self, model_dir: Path | str = MODEL_DIR, onnx_cache: Path | None = None) -> None:
         """Load the model in `model_dir`; with `onnx_cache`, read on ONNX Runtime with the model
         exported once into that cache (same readings, ~2.5x faster per question here)."""
-        from safetensors.torch import load_file
-        from transformers import AutoTokenizer, BertModel
-        from transformers.utils import logging as hf_logging
+        from transformers import AutoTokenizer
 
         model_dir = Path(model_dir)
         weights, config_file = model_dir / WEIGHTS, model_dir / CONFIG
@@ -164,28 +162,19 @@ class Reader:
                 )
         try:
             meta = json.loads(config_file.read_text())
-            base = base_model_dir()
-            hf_logging.set_verbosity_error()  # the unused pooler of the base is not news
-            # eager attention: what ONNX export traces faithfully (its outputs equal torch's)
-            encoder = BertModel.from_pretrained(
-                str(base), add_pooling_layer=False, attn_implementation="eager"
-            )
-            model = ReaderModel(encoder)
-            state = {k: v.float() for k, v in load_file(str(weights)).items()}
-            unexpected = model.load_state_dict(state, strict=False).unexpected_keys
-            if unexpected or not state:
-                raise ValueError(f"weights do not fit the model: {unexpected[:3]}")
-            self.tokenizer = AutoTokenizer.from_pretrained(str(base))
-        except Exception as exc:  # corrupt or mismatched files: one clear message
-            raise ReaderError(
-                f"reader model in {model_dir} cannot be loaded ({type(exc).__name__}: {exc}); "
-                "restore it from git (git checkout -- models/reader) or retrain it with "
-                "`qa train reader`"
-            ) from exc
-        self._use(model, self.tokenizer, int(meta.get("max_tokens", MAX_TOKENS)))
+            tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir()))
+        except Exception as exc:
+            raise _unloadable(model_dir, exc) from exc
+        self._use(None, tokenizer, int(meta.get("max_tokens", MAX_TOKENS)))
         self.meta = meta
-        if onnx_cache is not None:
-            self._session = _onnx_session(model, self.tokenizer, model_dir, Path(onnx_cache))
+        if onnx_cache is None:
+            self.model = _load_model(model_dir)
+        else:
+            # The PyTorch model is loaded only to export it (once per cache) and never kept:
+            # the session reads alone (~200 MB less in the service).
+            self._session = _onnx_session(
+                lambda: _load_model(model_dir), self.tokenizer, model_dir, Path(onnx_cache)
+            )
 
     @classmethod
     def of(cls, model: ReaderModel, tokenizer, max_tokens: int = MAX_TOKENS) -> Reader:
@@ -195,8 +184,9 @@ class Reader:
         reader.meta = {}
         return reader
 
-    def _use(self, model: ReaderModel, tokenizer, max_tokens: int) -> None:
-        model.eval()
+    def _use(self, model: ReaderModel | None, tokenizer, max_tokens: int) -> None:
+        if model is not None:
+            model.eval()
         self.model, self.tokenizer, self.max_tokens = model, tokenizer, max_tokens
         self._lock = threading.Lock()
         self._session = None  # an ONNX Runtime session, when reading on ONNX Runtime
@@ -234,6 +224,36 @@ class Reader:
         ]
 
 
+def _load_model(model_dir: Path) -> ReaderModel:
+    """The reader's PyTorch model: the bundled base with the weights in `model_dir`."""
+    from safetensors.torch import load_file
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    try:
+        hf_logging.set_verbosity_error()  # the unused pooler of the base is not news
+        # eager attention: what ONNX export traces faithfully (its outputs equal torch's)
+        encoder = BertModel.from_pretrained(
+            str(base_model_dir()), add_pooling_layer=False, attn_implementation="eager"
+        )
+        model = ReaderModel(encoder)
+        state = {k: v.float() for k, v in load_file(str(model_dir / WEIGHTS)).items()}
+        unexpected = model.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected or not state:
+            raise ValueError(f"weights do not fit the model: {unexpected[:3]}")
+    except Exception as exc:  # corrupt or mismatched files: one clear message
+        raise _unloadable(model_dir, exc) from exc
+    return model.eval()
+
+
+def _unloadable(model_dir: Path, exc: Exception) -> ReaderError:
+    return ReaderError(
+        f"reader model in {model_dir} cannot be loaded ({type(exc).__name__}: {exc}); "
+        "restore it from git (git checkout -- models/reader) or retrain it with "
+        "`qa train reader`"
+    )
+
+
 ONNX_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "span_mask")
 
 
@@ -254,9 +274,10 @@ class _Heads(nn.Module):
         return out["logits"], out["start_logits"], out["end_logits"]
 
 
-def _onnx_session(model: ReaderModel, tokenizer, model_dir: Path, cache_dir: Path):
-    """An ONNX Runtime session of `model`, exported once into `cache_dir` (see
-    `onnx_export.cached`), keyed by the reader's files and the base model's."""
+def _onnx_session(load_model, tokenizer, model_dir: Path, cache_dir: Path):
+    """An ONNX Runtime session of the model `load_model()` loads, exported once into
+    `cache_dir` (see `onnx_export.cached`), keyed by the reader's files and the base model's:
+    the model is loaded only when the file has to be made."""
     from qa import onnx_export
     from qa.embedding import onnx_session
 
@@ -270,7 +291,7 @@ def _onnx_session(model: ReaderModel, tokenizer, model_dir: Path, cache_dir: Pat
         axes = {name: {0: "batch", 1: "tokens"} for name in ONNX_INPUTS}
         with torch.no_grad():
             torch.onnx.export(
-                _Heads(model),
+                _Heads(load_model()),
                 tuple(torch.from_numpy(sample[name]) for name in ONNX_INPUTS),
                 str(out),
                 input_names=list(ONNX_INPUTS),

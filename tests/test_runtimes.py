@@ -300,3 +300,45 @@ def test_no_question_waits_on_another_questions_llm_call(seed_index, embedder):
     llm.release.set()
     slow.join()
     batched.close()
+
+
+PROBE = """
+import gc, json, sys
+from pathlib import Path
+from qa.engine import Engine
+engine = Engine(Path(sys.argv[1]))
+answers = [engine.ask(q) for q in sys.argv[2:]]
+torch = sys.modules.get("torch")
+modules = [type(o).__name__ for o in gc.get_objects() if torch and isinstance(o, torch.nn.Module)]
+print(json.dumps({
+    "reader": engine.reader.runtime,
+    "embedder": engine.embedder.backend,
+    "torch_modules": modules,
+    "answers": [[a.answer, a.short_answer, [[c.start, c.end] for c in a.citations]]
+                for a in answers],
+}))
+"""
+
+
+def test_on_onnx_runtime_the_service_holds_no_torch_model(seed_index, embedder):
+    """Encoder and reader on ONNX Runtime (the default here): after its questions the process
+    holds no PyTorch module (neither model is kept beside its session), answers unchanged."""
+    from qa.reader import Reader
+
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE, str(seed_index), *QUESTIONS],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**_env(), "PYTHONPATH": str(ROOT), "QA_EMBED_BACKEND": "onnx"},
+    )
+    assert run.returncode == 0, run.stderr
+    probe = json.loads(run.stdout.splitlines()[-1])
+    assert (probe["reader"], probe["embedder"]) == ("onnx", "onnx")
+    assert probe["torch_modules"] == []
+    on_torch = Engine(seed_index, embedder=MiniLMEmbedder(), settings=Settings(), reader=Reader())
+    expected = [on_torch.ask(q) for q in QUESTIONS]
+    assert [a.short_answer for a in expected if a.short_answer]  # the reader had its say
+    for got, want in zip(probe["answers"], expected, strict=True):
+        cited = [[c.start, c.end] for c in want.citations]
+        assert got == [want.answer, want.short_answer, cited]
