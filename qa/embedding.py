@@ -172,16 +172,18 @@ class OnnxEmbedder(Embedder):
         self.backend = "onnx-int8" if quantized else "onnx"
         self.cache_dir = cache_dir
         self._session = None
-        self._tokenizer = None
-        self._lock = threading.RLock()  # the tokenizer's state; ONNX Runtime runs concurrently
+        self._lock = threading.Lock()  # loading; tokenizers and ONNX Runtime run concurrently
 
     def _load(self):
         with self._lock:
             if self._session is None:
                 from qa import onnx_export
+                from qa.word_pieces import word_pieces
 
                 path = onnx_export.exported(model_dir(), self.kind, self._cache())
-                self._tokenizer = _tokenizer()
+                # the Rust tokenizers alone (transformers' would import PyTorch), set up once
+                self._pieces = word_pieces(model_dir(), self.max_tokens, pad=True)
+                self._counter = word_pieces(model_dir())
                 self._session = onnx_session(path)
             return self._session
 
@@ -194,15 +196,11 @@ class OnnxEmbedder(Embedder):
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         session = self._load()
-        with self._lock:
-            enc = self._tokenizer(
-                list(texts),
-                padding=True,
-                truncation=True,
-                max_length=self.max_tokens,
-                return_tensors="np",
-            )
-        feed = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+        rows = self._pieces.encode_batch(list(texts))
+        feed = {
+            "input_ids": np.array([r.ids for r in rows], dtype=np.int64),
+            "attention_mask": np.array([r.attention_mask for r in rows], dtype=np.int64),
+        }
         feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         return np.asarray(session.run(None, feed)[0], dtype=np.float32)
 
@@ -210,9 +208,8 @@ class OnnxEmbedder(Embedder):
         if not texts:
             return []
         self._load()
-        with self._lock:
-            encoded = self._tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        rows = self._counter.encode_batch(list(texts), add_special_tokens=False)
+        return [len(r.ids) for r in rows]
 
     def agreement(self) -> float:
         from qa import onnx_export
@@ -324,13 +321,6 @@ def agreement_sample() -> list[str]:
     text = (model_dir() / "README.md").read_text(encoding="utf-8")
     paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
     return [p for p in paragraphs if len(p.split()) >= 8 and not p.startswith(("```", "|", "-"))]
-
-
-def _tokenizer():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(model_dir()))
 
 
 def onnx_session(path: Path):

@@ -19,18 +19,29 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    from qa.reader_model import ReaderModel
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
 WEIGHTS = "reader.safetensors"
 CONFIG = "reader.json"
 MAX_TOKENS = 128
 MAX_ANSWER_TOKENS = 30  # longest short answer, in word pieces
-SPAN_LOSS_WEIGHT = 0.3  # the span loss (~2.5 at the start) would drown answerability's (~0.7)
-_NEG = -1e4  # masked logit (safe in bf16/fp16)
+ONNX_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "span_mask")
+
+
+def __getattr__(name: str):
+    """`ReaderModel` and `SPAN_LOSS_WEIGHT` live in `qa/reader_model.py` (PyTorch); importing
+    them from here still works, and loads PyTorch only then."""
+    if name in ("ReaderModel", "SPAN_LOSS_WEIGHT"):
+        from qa import reader_model
+
+        return getattr(reader_model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ReaderError(RuntimeError):
@@ -57,48 +68,6 @@ class Reading:
     span_prob: float
 
 
-class ReaderModel(nn.Module):
-    """A BERT-style encoder with an answerability head on its mean token and a span head."""
-
-    def __init__(self, encoder: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-        hidden = encoder.config.hidden_size
-        self.answerable = nn.Linear(hidden, 1)
-        self.span = nn.Linear(hidden, 2)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor,
-        span_mask: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        # mean of the tokens, as the base model was trained to pool (its [CLS] never was)
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-        logit = self.answerable(pooled).squeeze(-1).float()
-        start, end = self.span(hidden).float().unbind(-1)
-        keep = span_mask.bool()
-        start = start.masked_fill(~keep, _NEG)
-        end = end.masked_fill(~keep, _NEG)
-        out = {"logits": logit, "start_logits": start, "end_logits": end}
-        if labels is not None:
-            loss = nn.functional.binary_cross_entropy_with_logits(logit, labels.float())
-            if start_positions is not None and bool((start_positions >= 0).any()):
-                ce = nn.CrossEntropyLoss(ignore_index=-100)
-                span_loss = ce(start, start_positions) + ce(end, end_positions)
-                loss = loss + SPAN_LOSS_WEIGHT * span_loss
-            out["loss"] = loss
-        return out
-
-
 def pairs_in(text: str, title: str, spans: Sequence[tuple[int, int]]) -> list[Pair]:
     """Each sentence of `text` (at `spans`) as the reader reads it: with the document's title
     and the sentences before and after it."""
@@ -115,28 +84,55 @@ def pairs_in(text: str, title: str, spans: Sequence[tuple[int, int]]) -> list[Pa
 
 def encode(tokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MAX_TOKENS) -> dict:
     """Token ids for (question, pair) inputs, with the mask of the sentence's own tokens and,
-    per row, each token's character offsets into the sentence (-1 outside it)."""
+    per row, each token's character offsets into the sentence (-1 outside it).
+
+    `tokenizer`: transformers' (training), or a `tokenizers.Tokenizer` from `pair_tokenizer`
+    set to `max_tokens` (reading: the same ids without loading PyTorch)."""
     seconds = [_second(p) for p in pairs]
-    enc = tokenizer(
-        [question] * len(pairs),
-        seconds,
-        truncation="only_second",
-        max_length=max_tokens,
-        padding=True,
-        return_offsets_mapping=True,
-        return_tensors="np",
-    )
-    offsets = enc.pop("offset_mapping")
+    if hasattr(tokenizer, "encode_batch"):  # tokenizers.Tokenizer
+        if (tokenizer.truncation or {}).get("max_length") != max_tokens:
+            raise ValueError(f"encode needs pair_tokenizer({max_tokens}), set to that length")
+        rows = tokenizer.encode_batch([(question, second) for second in seconds])
+        enc = {
+            name: np.array([getattr(r, attr) for r in rows], dtype=np.int64)
+            for name, attr in (
+                ("input_ids", "ids"),
+                ("token_type_ids", "type_ids"),
+                ("attention_mask", "attention_mask"),
+            )
+        }
+        offsets = np.array([r.offsets for r in rows], dtype=np.int64)
+        sequences = [r.sequence_ids for r in rows]
+    else:
+        enc = tokenizer(
+            [question] * len(pairs),
+            seconds,
+            truncation="only_second",
+            max_length=max_tokens,
+            padding=True,
+            return_offsets_mapping=True,
+            return_tensors="np",
+        )
+        offsets = enc.pop("offset_mapping")
+        sequences = [enc.sequence_ids(row) for row in range(len(pairs))]
+        enc = dict(enc)
     span_mask = np.zeros(enc["input_ids"].shape, dtype=np.int64)
     for row, pair in enumerate(pairs):
-        ids = enc.sequence_ids(row)
         n = len(pair.sentence)
-        for t, seq in enumerate(ids):
+        for t, seq in enumerate(sequences[row]):
             if seq == 1 and offsets[row, t, 1] <= n and offsets[row, t, 1] > offsets[row, t, 0]:
                 span_mask[row, t] = 1
     enc["span_mask"] = span_mask
     enc["offsets"] = np.where(span_mask[..., None] == 1, offsets, -1)
-    return dict(enc)
+    return enc
+
+
+def pair_tokenizer(max_tokens: int = MAX_TOKENS):
+    """The base model's tokenizer set up for `encode`'s pairs (truncating only the second
+    text, padding to the longest), without PyTorch; thread-safe."""
+    from qa.word_pieces import word_pieces
+
+    return word_pieces(base_model_dir(), max_tokens, pad=True, strategy="only_second")
 
 
 def _second(pair: Pair) -> str:
@@ -150,42 +146,29 @@ class Reader:
     def __init__(self, model_dir: Path | str = MODEL_DIR, onnx_cache: Path | None = None) -> None:
         """Load the model in `model_dir`; with `onnx_cache`, read on ONNX Runtime with the model
         exported once into that cache (same readings, ~2.5x faster per question here)."""
-        from safetensors.torch import load_file
-        from transformers import AutoTokenizer, BertModel
-        from transformers.utils import logging as hf_logging
-
         model_dir = Path(model_dir)
-        weights, config_file = model_dir / WEIGHTS, model_dir / CONFIG
-        for needed in (weights, config_file):
+        for needed in (model_dir / WEIGHTS, model_dir / CONFIG):
             if not needed.is_file():
                 raise ReaderError(
                     f"reader model file {needed} is missing; restore models/reader from git "
                     "(git checkout -- models/reader) or retrain it with `qa train reader`"
                 )
         try:
-            meta = json.loads(config_file.read_text())
-            base = base_model_dir()
-            hf_logging.set_verbosity_error()  # the unused pooler of the base is not news
-            # eager attention: what ONNX export traces faithfully (its outputs equal torch's)
-            encoder = BertModel.from_pretrained(
-                str(base), add_pooling_layer=False, attn_implementation="eager"
-            )
-            model = ReaderModel(encoder)
-            state = {k: v.float() for k, v in load_file(str(weights)).items()}
-            unexpected = model.load_state_dict(state, strict=False).unexpected_keys
-            if unexpected or not state:
-                raise ValueError(f"weights do not fit the model: {unexpected[:3]}")
-            self.tokenizer = AutoTokenizer.from_pretrained(str(base))
-        except Exception as exc:  # corrupt or mismatched files: one clear message
-            raise ReaderError(
-                f"reader model in {model_dir} cannot be loaded ({type(exc).__name__}: {exc}); "
-                "restore it from git (git checkout -- models/reader) or retrain it with "
-                "`qa train reader`"
-            ) from exc
-        self._use(model, self.tokenizer, int(meta.get("max_tokens", MAX_TOKENS)))
+            meta = json.loads((model_dir / CONFIG).read_text())
+            max_tokens = int(meta.get("max_tokens", MAX_TOKENS))
+            tokenizer = pair_tokenizer(max_tokens)
+        except Exception as exc:
+            raise _unloadable(model_dir, exc) from exc
+        self._use(None, tokenizer, max_tokens)
         self.meta = meta
-        if onnx_cache is not None:
-            self._session = _onnx_session(model, self.tokenizer, model_dir, Path(onnx_cache))
+        if onnx_cache is None:
+            self.model = _load_model(model_dir)
+        else:
+            # The PyTorch model is loaded only to export it (once per cache) and never kept,
+            # nor is PyTorch imported when the file is there: the session reads alone.
+            self._session = _onnx_session(
+                lambda: _load_model(model_dir), tokenizer, max_tokens, model_dir, Path(onnx_cache)
+            )
 
     @classmethod
     def of(cls, model: ReaderModel, tokenizer, max_tokens: int = MAX_TOKENS) -> Reader:
@@ -195,8 +178,9 @@ class Reader:
         reader.meta = {}
         return reader
 
-    def _use(self, model: ReaderModel, tokenizer, max_tokens: int) -> None:
-        model.eval()
+    def _use(self, model: ReaderModel | None, tokenizer, max_tokens: int) -> None:
+        if model is not None:
+            model.eval()
         self.model, self.tokenizer, self.max_tokens = model, tokenizer, max_tokens
         self._lock = threading.Lock()
         self._session = None  # an ONNX Runtime session, when reading on ONNX Runtime
@@ -222,19 +206,32 @@ class Reader:
             probs = 1.0 / (1.0 + np.exp(-logits))
             start, end = _log_softmax(start), _log_softmax(end)
         else:
-            inputs = {k: torch.from_numpy(v) for k, v in enc.items()}
-            with self._lock, torch.inference_mode():
-                out = self.model(**inputs)
-            probs = torch.sigmoid(out["logits"]).numpy()
-            start = torch.log_softmax(out["start_logits"], -1).numpy()
-            end = torch.log_softmax(out["end_logits"], -1).numpy()
+            from qa import reader_model
+
+            with self._lock:
+                probs, start, end = reader_model.read(self.model, enc)
         return [
             Reading(float(probs[r]), *_best_span(start[r], end[r], offsets[r]))
             for r in range(len(pairs))
         ]
 
 
-ONNX_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "span_mask")
+def _load_model(model_dir: Path) -> ReaderModel:
+    """The reader's PyTorch model (`qa/reader_model.py`), or one clear error."""
+    try:
+        from qa.reader_model import load_model
+
+        return load_model(model_dir)
+    except Exception as exc:  # corrupt or mismatched files: one clear message
+        raise _unloadable(model_dir, exc) from exc
+
+
+def _unloadable(model_dir: Path, exc: Exception) -> ReaderError:
+    return ReaderError(
+        f"reader model in {model_dir} cannot be loaded ({type(exc).__name__}: {exc}); "
+        "restore it from git (git checkout -- models/reader) or retrain it with "
+        "`qa train reader`"
+    )
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -242,21 +239,10 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - top - np.log(np.exp(x - top).sum(-1, keepdims=True))
 
 
-class _Heads(nn.Module):
-    """The reader's outputs as a tuple of tensors, as ONNX export wants them."""
-
-    def __init__(self, model: ReaderModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, token_type_ids, attention_mask, span_mask):
-        out = self.model(input_ids, attention_mask, token_type_ids, span_mask)
-        return out["logits"], out["start_logits"], out["end_logits"]
-
-
-def _onnx_session(model: ReaderModel, tokenizer, model_dir: Path, cache_dir: Path):
-    """An ONNX Runtime session of `model`, exported once into `cache_dir` (see
-    `onnx_export.cached`), keyed by the reader's files and the base model's."""
+def _onnx_session(load_model, tokenizer, max_tokens: int, model_dir: Path, cache_dir: Path):
+    """An ONNX Runtime session of the model `load_model()` loads, exported once into
+    `cache_dir` (see `onnx_export.cached`), keyed by the reader's files and the base model's:
+    the model is loaded only when the file has to be made."""
     from qa import onnx_export
     from qa.embedding import onnx_session
 
@@ -266,21 +252,10 @@ def _onnx_session(model: ReaderModel, tokenizer, model_dir: Path, cache_dir: Pat
     digest.update(onnx_export.source_key(base_model_dir()).encode())
 
     def export(out: Path) -> None:
-        sample = encode(tokenizer, "a question?", [Pair("A sentence.", "Title")], MAX_TOKENS)
-        axes = {name: {0: "batch", 1: "tokens"} for name in ONNX_INPUTS}
-        with torch.no_grad():
-            torch.onnx.export(
-                _Heads(model),
-                tuple(torch.from_numpy(sample[name]) for name in ONNX_INPUTS),
-                str(out),
-                input_names=list(ONNX_INPUTS),
-                output_names=["logits", "start_logits", "end_logits"],
-                dynamic_axes=axes
-                | {"logits": {0: "batch"}}
-                | {n: {0: "batch", 1: "tokens"} for n in ("start_logits", "end_logits")},
-                opset_version=17,
-                dynamo=False,
-            )
+        from qa.reader_model import export_onnx
+
+        sample = encode(tokenizer, "a question?", [Pair("A sentence.", "Title")], max_tokens)
+        export_onnx(load_model(), sample, out)
 
     key = "reader-" + digest.hexdigest()[:16]
     return onnx_session(onnx_export.cached(cache_dir, key, "reader-fp32.onnx", export))

@@ -33,6 +33,7 @@ from qa.indexing import index_paths
 from qa.llm import Generator
 from qa.microbatch import BatchedEmbedder, MicroBatcher
 from qa.models import Answer
+from qa.reader import default_reader
 from tests.conftest import ROOT, FakeEmbedder, require_seed_article
 
 EXPORT = """
@@ -300,3 +301,84 @@ def test_no_question_waits_on_another_questions_llm_call(seed_index, embedder):
     llm.release.set()
     slow.join()
     batched.close()
+
+
+PROBE = """
+import json, sys
+from pathlib import Path
+from qa.engine import Engine
+engine = Engine(Path(sys.argv[1]))
+answers = [engine.ask(q) for q in sys.argv[2:]]
+print(json.dumps({
+    "reader": engine.reader.runtime,
+    "reader_model": engine.reader.model is not None,
+    "embedder": engine.embedder.backend,
+    "loaded": sorted({"torch", "transformers", "sentence_transformers"} & set(sys.modules)),
+    "answers": [[a.answer, a.short_answer, [[c.start, c.end] for c in a.citations]]
+                for a in answers],
+}))
+"""
+
+
+def test_on_onnx_runtime_the_service_never_loads_pytorch(seed_index, embedder):
+    """Encoder and reader on ONNX Runtime (the default here), their files exported: a process
+    answering questions never imports PyTorch or transformers (~370 MB resident instead of
+    ~730 with the reader's PyTorch model beside its session), and answers as PyTorch does."""
+    from qa.reader import Reader
+
+    default_reader()  # the reader's ONNX file exported, as after a first start
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE, str(seed_index), *QUESTIONS],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**_env(), "PYTHONPATH": str(ROOT), "QA_EMBED_BACKEND": "onnx"},
+    )
+    assert run.returncode == 0, run.stderr
+    probe = json.loads(run.stdout.splitlines()[-1])
+    assert (probe["reader"], probe["embedder"]) == ("onnx", "onnx")
+    assert not probe["reader_model"] and probe["loaded"] == []
+    on_torch = Engine(seed_index, embedder=MiniLMEmbedder(), settings=Settings(), reader=Reader())
+    expected = [on_torch.ask(q) for q in QUESTIONS]
+    assert [a.short_answer for a in expected if a.short_answer]  # the reader had its say
+    for got, want in zip(probe["answers"], expected, strict=True):
+        cited = [[c.start, c.end] for c in want.citations]
+        assert got == [want.answer, want.short_answer, cited]
+
+
+def test_word_pieces_without_pytorch_equal_transformers(article_chunks):
+    """The Rust tokenizers set up by qa give transformers' ids: the encoder's (truncated at 256,
+    padded; counted without special tokens) and the reader's pairs (only the context cut)."""
+    from transformers import AutoTokenizer
+
+    from qa.reader import MAX_TOKENS, Pair, encode, pair_tokenizer, pairs_in
+    from qa.word_pieces import word_pieces
+
+    hf = AutoTokenizer.from_pretrained(str(model_dir()))
+    long = " ".join(article_chunks)  # far over 256 word pieces
+    texts = [*article_chunks[:8], long, "short"]
+    ours = OnnxEmbedder()
+    want = hf(texts, padding=True, truncation=True, max_length=256, return_tensors="np")
+    got = word_pieces(model_dir(), 256, pad=True).encode_batch(texts)
+    assert np.array_equal(np.array([r.ids for r in got]), want["input_ids"])
+    assert np.array_equal(np.array([r.attention_mask for r in got]), want["attention_mask"])
+    assert ours.count_tokens(texts) == [
+        len(ids) for ids in hf(texts, add_special_tokens=False)["input_ids"]
+    ]
+    assert ours.count_tokens([long])[0] > 256
+
+    sentences = [s for chunk in article_chunks[:4] for s in chunk.split(". ") if s]
+    spans, at = [], 0
+    for s in sentences:
+        spans.append((at, at + len(s)))
+        at += len(s) + 1
+    pairs = pairs_in(" ".join(sentences), "Reko Diq", spans)
+    pairs.append(Pair(sentences[0], "Reko Diq", long, long))  # context cut at MAX_TOKENS
+    for question in ("How many jobs will the project create?", "Who lent the money?"):
+        a = encode(hf, question, pairs, MAX_TOKENS)
+        b = encode(pair_tokenizer(MAX_TOKENS), question, pairs, MAX_TOKENS)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(a[key], b[key]), key
+    with pytest.raises(ValueError, match="pair_tokenizer"):
+        encode(pair_tokenizer(64), "a question?", pairs, MAX_TOKENS)
