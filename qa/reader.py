@@ -82,6 +82,38 @@ def pairs_in(text: str, title: str, spans: Sequence[tuple[int, int]]) -> list[Pa
     ]
 
 
+def clip_question(tokenizer, question: str, limit: int) -> str:
+    """`question` cut to its last `limit` word pieces, so a long one (a preamble of context
+    before the asking sentence, which comes last) leaves room for the sentence it is read with."""
+    if hasattr(tokenizer, "encode_batch"):
+        offsets = _untruncated(tokenizer).encode(question, add_special_tokens=False).offsets
+    else:
+        offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
+    if len(offsets) <= limit:
+        return question
+    return question[offsets[-limit][0] :]
+
+
+_untruncated_copies: dict[int, object] = {}
+
+
+def _untruncated(tokenizer):
+    """A copy of a `tokenizers.Tokenizer` that truncates nothing (its "only_second" truncation
+    refuses a lone text that is too long), made once per tokenizer."""
+    with _shared_lock:
+        copy = _untruncated_copies.get(id(tokenizer))
+        if copy is None:
+            from tokenizers import Tokenizer
+
+            copy = Tokenizer.from_str(tokenizer.to_str())
+            copy.no_truncation()
+            copy.no_padding()
+            _untruncated_copies[id(tokenizer)] = copy
+        return copy
+
+
 def encode(tokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MAX_TOKENS) -> dict:
     """Token ids for (question, pair) inputs, with the mask of the sentence's own tokens and,
     per row, each token's character offsets into the sentence (-1 outside it).
@@ -89,6 +121,7 @@ def encode(tokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MA
     `tokenizer`: transformers' (training), or a `tokenizers.Tokenizer` from `pair_tokenizer`
     set to `max_tokens` (reading: the same ids without loading PyTorch)."""
     seconds = [_second(p) for p in pairs]
+    question = clip_question(tokenizer, question, max_tokens // 2)
     if hasattr(tokenizer, "encode_batch"):  # tokenizers.Tokenizer
         if (tokenizer.truncation or {}).get("max_length") != max_tokens:
             raise ValueError(f"encode needs pair_tokenizer({max_tokens}), set to that length")

@@ -47,6 +47,26 @@ def test_the_shipped_model_is_small_and_reads_offline(reader, monkeypatch):
     )
 
 
+def test_a_long_question_is_read_by_its_end_and_never_fails(reader):
+    from transformers import AutoTokenizer
+
+    from qa.reader import base_model_dir, clip_question
+
+    asking = "When did the museum open?"
+    question = "The museum in the city is large and old. " * 16
+    question += asking  # ~160 word pieces of preamble: more than the reader's 128
+    sentence = "The museum opened in 1902 after ten years of building."
+    (r,) = reader.read(question, [Pair(sentence, "Museum")])
+    assert r.span is not None and "1902" in sentence[r.span[0] : r.span[1]]
+    passages = [_passage(f"The museum in the city is large and old. {sentence}", "Museum")]
+    result = answering.answer_with_reader_span(question, question, passages, _flat_idf, reader)
+    assert not result.abstained and "1902" in (result.short_answer or "")
+    transformers_tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir()))  # training's
+    clipped = clip_question(transformers_tokenizer, question, 64)
+    assert clipped.endswith(asking) and len(transformers_tokenizer.tokenize(clipped)) == 64
+    assert clip_question(transformers_tokenizer, asking, 64) == asking
+
+
 # Written for this test, not taken from any eval set: each question has one sentence that
 # answers it and a near miss about the same subject with the same kind of fact.
 NEAR_MISSES = [
