@@ -13,6 +13,7 @@ inside the sentence.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -86,7 +87,7 @@ def clip_question(tokenizer, question: str, limit: int) -> str:
     """`question` cut to its last `limit` word pieces, so a long one (a preamble of context
     before the asking sentence, which comes last) leaves room for the sentence it is read with."""
     if hasattr(tokenizer, "encode_batch"):
-        offsets = _untruncated(tokenizer).encode(question, add_special_tokens=False).offsets
+        offsets = _question_counter().encode(question, add_special_tokens=False).offsets
     else:
         offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)[
             "offset_mapping"
@@ -96,22 +97,13 @@ def clip_question(tokenizer, question: str, limit: int) -> str:
     return question[offsets[-limit][0] :]
 
 
-_untruncated_copies: dict[int, object] = {}
+@functools.cache
+def _question_counter():
+    """The base model's word pieces with no truncation: the pair tokenizer's "only_second"
+    truncation refuses a lone text that is too long. Never changed, so threads share it."""
+    from qa.word_pieces import word_pieces
 
-
-def _untruncated(tokenizer):
-    """A copy of a `tokenizers.Tokenizer` that truncates nothing (its "only_second" truncation
-    refuses a lone text that is too long), made once per tokenizer."""
-    with _shared_lock:
-        copy = _untruncated_copies.get(id(tokenizer))
-        if copy is None:
-            from tokenizers import Tokenizer
-
-            copy = Tokenizer.from_str(tokenizer.to_str())
-            copy.no_truncation()
-            copy.no_padding()
-            _untruncated_copies[id(tokenizer)] = copy
-        return copy
+    return word_pieces(base_model_dir())
 
 
 def encode(tokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MAX_TOKENS) -> dict:
