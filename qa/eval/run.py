@@ -133,8 +133,12 @@ def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -
 
     rules_answer = answering.answer(*args, idf, engine.min_coverage)
     rules = scorer.answer(q, rules_answer)
-    # The rules decide and the reader may veto the sentence they chose (read first in `read`)
-    chosen = read.readings[0].prob if read.readings and not rules_answer.abstained else 1.0
+
+    def vetoed(t: float) -> bool:
+        """The rules answer and the reader refuses their sentence (read first in `read`)."""
+        veto = replace(policy, veto_prob=t)
+        return not rules_answer.abstained and answering.vetoed_by_reader(read, veto)
+
     return {
         "answers_by_retriever": {
             RULES: _brief(rules),
@@ -153,8 +157,8 @@ def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -
         },
         "veto_calibration": {
             f"{t:.2f}": {
-                "abstained": rules["abstained"] or chosen < t,
-                "fact_hit": rules["fact_hit"] and chosen >= t,
+                "abstained": rules["abstained"] or vetoed(t),
+                "fact_hit": rules["fact_hit"] and not vetoed(t),
             }
             for t in VETO_SWEEP
         },
