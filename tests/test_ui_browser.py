@@ -125,16 +125,33 @@ def test_an_unanswerable_question_abstains_with_its_reason(browser_context, qa_u
     OUT.mkdir(exist_ok=True)
     page = browser_context.new_page()
     page.goto(qa_up["ui"])
-    chat = page.get_by_placeholder("Ask about your documents")
-    chat.fill("What is the interest rate on the EXIM loan for Reko Diq?")
-    chat.press("Enter")
-    answer = page.get_by_test_id("stChatMessage").nth(1)
+    answer = _ask(page, "What is the interest rate on the EXIM loan for Reko Diq?")
     warning = answer.get_by_test_id("stAlertContentWarning")
     expect(warning).to_contain_text("The sources don't say")
     expect(warning).to_contain_text("no passage gives a percentage or share")
     expect(answer).to_contain_text("Related reading")
     expect(answer.locator("mark")).to_have_count(0)  # no quote is offered as an answer
     page.screenshot(path=str(OUT / "ui-abstain.png"), full_page=True)
+
+
+def _upload(page, qa_up, path):
+    """Open the UI and index one file through the sidebar's uploader; the sidebar."""
+    from playwright.sync_api import expect
+
+    page.goto(qa_up["ui"])
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+    sidebar.get_by_role("button", name="Index 1 file(s)").click()
+    expect(sidebar).to_contain_text("Indexed: 1 added")
+    return sidebar
+
+
+def _ask(page, question: str):
+    """Ask in the chat box; the answer's chat message."""
+    chat = page.get_by_placeholder("Ask about your documents")
+    chat.fill(question)
+    chat.press("Enter")
+    return page.get_by_test_id("stChatMessage").nth(1)
 
 
 def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
@@ -148,17 +165,10 @@ def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
         encoding="utf-8",
     )
     page = browser_context.new_page()
-    page.goto(qa_up["ui"])
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(note))
-    sidebar.get_by_role("button", name="Index 1 file(s)").click()
-    expect(sidebar).to_contain_text("Indexed: 1 added")
+    sidebar = _upload(page, qa_up, note)
     expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("2")
 
-    chat = page.get_by_placeholder("Ask about your documents")
-    chat.fill("How many visitors did the Zorblat festival attract in 2025?")
-    chat.press("Enter")
-    answer = page.get_by_test_id("stChatMessage").nth(1)
+    answer = _ask(page, "How many visitors did the Zorblat festival attract in 2025?")
     expect(answer).to_contain_text("12,400")
     page.screenshot(path=str(OUT / "ui-upload.png"), full_page=True)
 
@@ -187,16 +197,8 @@ def test_a_pdf_citation_shows_its_page(browser_context, qa_up, tmp_path) -> None
     report = tmp_path / "zentrix-quarry.pdf"
     pdf.output(str(report))
     page = browser_context.new_page()
-    page.goto(qa_up["ui"])
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(report))
-    sidebar.get_by_role("button", name="Index 1 file(s)").click()
-    expect(sidebar).to_contain_text("Indexed: 1 added")
-
-    chat = page.get_by_placeholder("Ask about your documents")
-    chat.fill("How many tonnes of granite did the Zentrix quarry ship in 2024?")
-    chat.press("Enter")
-    answer = page.get_by_test_id("stChatMessage").nth(1)
+    _upload(page, qa_up, report)
+    answer = _ask(page, "How many tonnes of granite did the Zentrix quarry ship in 2024?")
     expect(answer).to_contain_text("8,300")
     card = answer.get_by_test_id("stExpander").first
     expect(card.locator("summary")).to_contain_text("[1] Zentrix Quarry · ")  # then its date
