@@ -788,6 +788,13 @@ def train_reader(
             "(a name or number swapped, or negated) as a negative; 0 in the shipped recipe.",
         ),
     ] = 0.0,
+    null_span: Annotated[
+        bool,
+        typer.Option(
+            "--null-span",
+            help='Also train a "no answer" span at [CLS] on the negative pairs (SQuAD 2.0 style).',
+        ),
+    ] = False,
 ) -> None:
     """Fine-tune the reader on SQuAD 2.0 (about 30 min on 2 cores); writes model, curve, card
     figures to OUT atomically. The same options give the same model."""
@@ -805,11 +812,12 @@ def train_reader(
             exclude_file=exclude,
             val_questions=val_questions,
             perturbed_share=perturbed_share,
+            null_span=null_span,
             log=typer.echo,
         )
     except (FileNotFoundError, QAError) as exc:
         raise _fail(exc, 2) from exc
-    shown = {k: v for k, v in figures.items() if k != "curve"}
+    shown = {k: v for k, v in figures.items() if not k.endswith("curve")}
     typer.echo(json.dumps(shown, indent=1))
     typer.echo(f"saved to {out} (curve: {out / 'training.png'})")
 

@@ -33,6 +33,7 @@ CONFIG = "reader.json"
 MAX_TOKENS = 128
 MAX_ANSWER_TOKENS = 30  # longest short answer, in word pieces
 ONNX_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "span_mask")
+ANSWERABILITY = ("head", "span_vs_null", "mean")  # what a reading's `prob` is (`answer_prob`)
 
 
 def __getattr__(name: str):
@@ -62,11 +63,13 @@ class Pair:
 @dataclass(frozen=True)
 class Reading:
     """What the reader made of one pair: `prob` that the sentence answers the question, and
-    the short answer as character offsets into the sentence (None when none is likely)."""
+    the short answer as character offsets into the sentence (None when none is likely);
+    `null_prob`, the probability of the "no answer" span (0 for a model without one)."""
 
     prob: float
     span: tuple[int, int] | None
     span_prob: float
+    null_prob: float = 0.0
 
 
 def pairs_in(text: str, title: str, spans: Sequence[tuple[int, int]]) -> list[Pair]:
@@ -186,6 +189,9 @@ class Reader:
             raise _unloadable(model_dir, exc) from exc
         self._use(None, tokenizer, max_tokens)
         self.meta = meta
+        self.answerability = meta.get("answerability", "head")
+        if self.answerability not in ANSWERABILITY:
+            raise _unloadable(model_dir, ValueError(f"answerability {self.answerability!r}"))
         if onnx_cache is None:
             self.model = _load_model(model_dir)
         else:
@@ -201,6 +207,7 @@ class Reader:
         reader = cls.__new__(cls)
         reader._use(model, tokenizer, max_tokens)
         reader.meta = {}
+        reader.answerability = "head"
         return reader
 
     def _use(self, model: ReaderModel | None, tokenizer, max_tokens: int) -> None:
@@ -235,10 +242,24 @@ class Reader:
 
             with self._lock:
                 probs, start, end = reader_model.read(self.model, enc)
-        return [
-            Reading(float(probs[r]), *_best_span(start[r], end[r], offsets[r]))
-            for r in range(len(pairs))
-        ]
+        readings = []
+        for r in range(len(pairs)):
+            span, span_prob = _best_span(start[r], end[r], offsets[r])
+            null_prob = float(np.exp(start[r, 0] + end[r, 0]))
+            prob = answer_prob(float(probs[r]), span_prob, null_prob, self.answerability)
+            readings.append(Reading(prob, span, span_prob, null_prob))
+        return readings
+
+
+def answer_prob(head: float, span_prob: float, null_prob: float, how: str = "head") -> float:
+    """The probability that a sentence answers, by `how` (`ANSWERABILITY`): the answerability
+    head's, the best span's share of (best span + the "no answer" span) as SQuAD 2.0 readers
+    judge, or the mean of the two."""
+    if how == "head":
+        return head
+    total = span_prob + null_prob
+    by_span = span_prob / total if total > 0 else 0.0
+    return by_span if how == "span_vs_null" else (head + by_span) / 2
 
 
 def _load_model(model_dir: Path) -> ReaderModel:

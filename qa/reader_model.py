@@ -7,24 +7,29 @@ default) never imports PyTorch: importing it alone holds ~220 MB resident.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from qa.reader import ONNX_INPUTS, WEIGHTS, base_model_dir
+from qa.reader import CONFIG, ONNX_INPUTS, WEIGHTS, base_model_dir
 
 SPAN_LOSS_WEIGHT = 0.3  # the span loss (~2.5 at the start) would drown answerability's (~0.7)
 _NEG = -1e4  # masked logit (safe in bf16/fp16)
 
 
 class ReaderModel(nn.Module):
-    """A BERT-style encoder with an answerability head on its mean token and a span head."""
+    """A BERT-style encoder with an answerability head on its mean token and a span head.
 
-    def __init__(self, encoder: nn.Module) -> None:
+    With `null_span`, the span head may also point at [CLS] (position 0): the "no answer here"
+    span SQuAD 2.0 readers learn, trained on the negative pairs."""
+
+    def __init__(self, encoder: nn.Module, null_span: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
+        self.null_span = null_span
         hidden = encoder.config.hidden_size
         self.answerable = nn.Linear(hidden, 1)
         self.span = nn.Linear(hidden, 2)
@@ -48,6 +53,8 @@ class ReaderModel(nn.Module):
         logit = self.answerable(pooled).squeeze(-1).float()
         start, end = self.span(hidden).float().unbind(-1)
         keep = span_mask.bool()
+        if self.null_span:
+            keep = torch.cat([torch.ones_like(keep[:, :1]), keep[:, 1:]], dim=1)
         start = start.masked_fill(~keep, _NEG)
         end = end.masked_fill(~keep, _NEG)
         out = {"logits": logit, "start_logits": start, "end_logits": end}
@@ -72,7 +79,8 @@ def load_model(model_dir: Path) -> ReaderModel:
     encoder = BertModel.from_pretrained(
         str(base_model_dir()), add_pooling_layer=False, attn_implementation="eager"
     )
-    model = ReaderModel(encoder)
+    meta = json.loads((Path(model_dir) / CONFIG).read_text())
+    model = ReaderModel(encoder, null_span=bool(meta.get("null_span", False)))
     state = {k: v.float() for k, v in load_file(str(Path(model_dir) / WEIGHTS)).items()}
     unexpected = model.load_state_dict(state, strict=False).unexpected_keys
     if unexpected or not state:

@@ -28,11 +28,13 @@ import torch
 from qa import lexical
 from qa.chunking import split_sentences
 from qa.reader import (
+    ANSWERABILITY,
     CONFIG,
     MAX_TOKENS,
     WEIGHTS,
     Pair,
     ReaderModel,
+    answer_prob,
     base_model_dir,
     encode,
     pairs_in,
@@ -44,6 +46,7 @@ HARD_NEGATIVES = {False: 1, True: 2}  # closest other sentences of the own parag
 # Perturbed twins (`perturb`): off in the shipped model's recipe. Tried at 0.6 (session 5, model
 # card "Tried"): better abstention on held-out articles given the gold paragraph, but no better
 # in the answer step on the dev sets, and worse sentence choice and news transfer.
+NULL_SPAN = False  # train a "no answer" span at [CLS] on the negative pairs (SQuAD 2.0 style)
 PERTURBED_SHARE = 0.0  # answerable questions that also give a perturbed, unanswerable twin
 NEGATED_SHARE = 0.5  # of those with no name or number to swap, the share negated instead
 MAX_TOKENS_TRAIN = 80  # question + sentence + a little context: what this CPU trains in time
@@ -274,7 +277,14 @@ def build_examples(
 class Features(torch.utils.data.Dataset):
     """Tokenized rows, unpadded; `collate` pads a batch."""
 
-    def __init__(self, tokenizer, rows: Sequence[Example], max_tokens: int = MAX_TOKENS):
+    def __init__(
+        self,
+        tokenizer,
+        rows: Sequence[Example],
+        max_tokens: int = MAX_TOKENS,
+        null_span: bool = False,
+    ):
+        """With `null_span`, a negative pair's span target is [CLS], the "no answer" span."""
         self.items = []
         by_q: dict[str, list[Example]] = defaultdict(list)
         for row in rows:
@@ -286,9 +296,12 @@ class Features(torch.utils.data.Dataset):
                 n = int(enc["attention_mask"][k].sum())
                 item = {key: enc[key][k, :n] for key in enc}
                 item["labels"] = float(row.label)
-                item["start_positions"], item["end_positions"] = _token_span(
-                    offsets[k, :n], row.span
-                )
+                if null_span and not row.label:
+                    item["start_positions"], item["end_positions"] = 0, 0
+                else:
+                    item["start_positions"], item["end_positions"] = _token_span(
+                        offsets[k, :n], row.span
+                    )
                 self.items.append(item)
 
     def __len__(self) -> int:
@@ -347,6 +360,7 @@ def train(
     val_questions: int = 200,
     val_loss_pairs: int = 200,
     perturbed_share: float = PERTURBED_SHARE,
+    null_span: bool = NULL_SPAN,
     log=print,
 ) -> dict:
     """Fine-tune the reader and save it to `out_dir`; returns the validation figures."""
@@ -364,7 +378,7 @@ def train(
     base = base_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     encoder = BertModel.from_pretrained(str(base), add_pooling_layer=False)
-    model = ReaderModel(encoder)
+    model = ReaderModel(encoder, null_span=null_span)
     for param in encoder.embeddings.parameters():
         param.requires_grad = False
     for layer in encoder.encoder.layer[:FROZEN_LAYERS]:
@@ -377,10 +391,13 @@ def train(
         f"({', '.join(VALIDATION_ARTICLES)}): {len(val_q)} questions, {len(val_rows)} pairs; "
         f"left out (in squad-dev eval): {len(corpus.excluded)}"
     )
-    train_ds = Features(tokenizer, train_rows, max_tokens)
+    train_ds = Features(tokenizer, train_rows, max_tokens, null_span)
     # the validation loss is read on a sample of pairs: a full pass costs this CPU minutes
     val_ds = Features(
-        tokenizer, rng.sample(val_rows, min(val_loss_pairs, len(val_rows))), max_tokens
+        tokenizer,
+        rng.sample(val_rows, min(val_loss_pairs, len(val_rows))),
+        max_tokens,
+        null_span,
     )
     import tempfile
 
@@ -423,6 +440,7 @@ def train(
     figures["train_questions"] = len(train_q)
     figures["train_pairs"] = len(train_rows)
     figures["perturbed_share"] = perturbed_share
+    figures["null_span"] = null_span
     save(model, tokenizer, Path(out_dir), figures, trainer.state.log_history, args, seed)
     return figures
 
@@ -438,6 +456,8 @@ def validate(
 
     reader = Reader.of(model, tokenizer, max_tokens)
     best_ans, best_unans, top_ok, span_em = [], [], 0, 0
+    # per question, the best sentence's probability by each of the reader's answerability scores
+    by_how: dict[str, tuple[list, list]] = {how: ([], []) for how in ANSWERABILITY}
     n_ans = 0
     for q in questions:
         context = corpus.paragraphs[(q.article, q.para)]
@@ -445,6 +465,9 @@ def validate(
         readings = reader.read(q.text, pairs)
         top = int(np.argmax([r.prob for r in readings]))
         best = readings[top].prob
+        for how, (ans, unans) in by_how.items():
+            score = max(answer_prob(r.prob, r.span_prob, r.null_prob, how) for r in readings)
+            (unans if q.unanswerable else ans).append(score)
         if q.unanswerable:
             best_unans.append(best)
             continue
@@ -458,7 +481,7 @@ def validate(
             }:
                 span_em += 1
     curve = abstention_curve(np.array(best_ans), np.array(best_unans))
-    return {
+    figures = {
         "validation_articles": list(VALIDATION_ARTICLES),
         "answerable": n_ans,
         "unanswerable": len(best_unans),
@@ -468,6 +491,13 @@ def validate(
         "abstain_at_10pct_wrong": at_wrong(curve, 0.10),
         "curve": curve,
     }
+    if getattr(model, "null_span", False):  # the other scores need the "no answer" span
+        for how in ANSWERABILITY[1:]:
+            other = abstention_curve(*(np.array(x) for x in by_how[how]))
+            figures[f"{how}_abstain_at_5pct_wrong"] = at_wrong(other, 0.05)
+            figures[f"{how}_abstain_at_10pct_wrong"] = at_wrong(other, 0.10)
+            figures[f"{how}_curve"] = other
+    return figures
 
 
 def _norm(text: str) -> str:
@@ -524,6 +554,7 @@ def save(model, tokenizer, out_dir: Path, figures: dict, history, args, seed: in
         "batch_size": args.per_device_train_batch_size,
         "learning_rate": args.learning_rate,
         "bf16": args.bf16,
+        "null_span": bool(getattr(model, "null_span", False)),
         "validation": figures,
     }
     (tmp / CONFIG).write_text(json.dumps(meta, indent=1, default=str))

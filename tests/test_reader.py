@@ -3,6 +3,7 @@ answer step decides with it; a missing or corrupt model is a clear error."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -306,6 +307,58 @@ def test_training_runs_end_to_end_on_a_tiny_slice(tmp_path):
         assert (out / name).is_file()
     readings = Reader(out).read("When?", [Pair("In 1900.", "T")])
     assert 0.0 <= readings[0].prob <= 1.0
+
+
+@pytest.mark.skipif(not SQUAD2.is_dir(), reason=f"needs {SQUAD2} (shared data)")
+def test_a_null_span_reader_trains_reads_and_scores_answerability_by_its_span(tmp_path):
+    out = tmp_path / "reader"
+    figures = reader_training.train(
+        SQUAD2,
+        out,
+        epochs=1,
+        batch_size=8,
+        limit=6,
+        val_questions=4,
+        val_loss_pairs=8,
+        null_span=True,
+    )
+    assert "span_vs_null_curve" in figures and "mean_curve" in figures
+    meta = json.loads((out / "reader.json").read_text())
+    assert meta["null_span"] is True
+    pairs = [Pair("The castle was built in 1066.", "T"), Pair("It rained.", "T")]
+    by_head = Reader(out).read("When was the castle built?", pairs)
+    assert all(r.null_prob > 0 for r in by_head)  # the "no answer" span is a real option
+    meta["answerability"] = "span_vs_null"
+    (out / "reader.json").write_text(json.dumps(meta))
+    by_span = Reader(out).read("When was the castle built?", pairs)
+    for h, s in zip(by_head, by_span, strict=True):
+        assert s.prob == pytest.approx(h.span_prob / (h.span_prob + h.null_prob), rel=1e-4)
+        assert s.span == h.span
+    meta["answerability"] = "vote"
+    (out / "reader.json").write_text(json.dumps(meta))
+    with pytest.raises(ReaderError, match="answerability 'vote'"):
+        Reader(out)
+
+
+@pytest.mark.skipif(not SQUAD2.is_dir(), reason=f"needs {SQUAD2} (shared data)")
+def test_null_span_training_points_negative_pairs_at_cls(tmp_path):
+    from transformers import AutoTokenizer
+
+    from qa.reader import base_model_dir
+
+    corpus = reader_training.load(SQUAD2)
+    train, _ = reader_training.split(corpus)
+    rows = reader_training.build_examples(corpus, train[:12])
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir()))
+    plain = reader_training.Features(tokenizer, rows, 80)
+    null = reader_training.Features(tokenizer, rows, 80, null_span=True)
+    assert any(not r.label for r in rows) and any(r.label for r in rows)
+    for row, a, b in zip(rows, plain.items, null.items, strict=True):
+        if row.label:  # answers keep their span, inside the sentence
+            assert a["start_positions"] == b["start_positions"] != 0
+        else:
+            assert a["start_positions"] == a["end_positions"] == -100
+            assert b["start_positions"] == b["end_positions"] == 0
 
 
 @pytest.mark.skipif(not SQUAD2.is_dir(), reason=f"needs {SQUAD2} (shared data)")
