@@ -280,6 +280,11 @@ def _unloadable(model_dir: Path, exc: Exception) -> ReaderError:
     )
 
 
+def _logsumexp(x: np.ndarray) -> float:
+    top = x.max()
+    return float(top + np.log(np.exp(x - top).sum()))
+
+
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     top = x.max(-1, keepdims=True)
     return x - top - np.log(np.exp(x - top).sum(-1, keepdims=True))
@@ -310,13 +315,15 @@ def _onnx_session(load_model, tokenizer, max_tokens: int, model_dir: Path, cache
 def _best_span(
     start: np.ndarray, end: np.ndarray, offsets: np.ndarray
 ) -> tuple[tuple[int, int] | None, float]:
-    """The most likely (start <= end, at most MAX_ANSWER_TOKENS) span and its probability."""
+    """The most likely (start <= end, at most MAX_ANSWER_TOKENS) span of the sentence and its
+    probability among the sentence's spans."""
     valid = np.flatnonzero(offsets[:, 0] >= 0)
     if valid.size == 0:
         return None, 0.0
     s_idx = valid[:, None]
     e_idx = valid[None, :]
-    scores = start[s_idx] + end[e_idx]
+    # among the sentence's own spans: a "no answer" span's share (null_prob) is reported apart
+    scores = start[s_idx] + end[e_idx] - _logsumexp(start[valid]) - _logsumexp(end[valid])
     ok = (e_idx >= s_idx) & (e_idx - s_idx < MAX_ANSWER_TOKENS)
     scores = np.where(ok, scores, -np.inf)
     flat = int(np.argmax(scores))
