@@ -280,14 +280,14 @@ def _unloadable(model_dir: Path, exc: Exception) -> ReaderError:
     )
 
 
-def _logsumexp(x: np.ndarray) -> float:
-    top = x.max()
-    return float(top + np.log(np.exp(x - top).sum()))
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x))) over the last axis, kept as a length-1 axis."""
+    top = x.max(-1, keepdims=True)
+    return top + np.log(np.exp(x - top).sum(-1, keepdims=True))
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
-    top = x.max(-1, keepdims=True)
-    return x - top - np.log(np.exp(x - top).sum(-1, keepdims=True))
+    return x - _logsumexp(x)
 
 
 def _onnx_session(load_model, tokenizer, max_tokens: int, model_dir: Path, cache_dir: Path):

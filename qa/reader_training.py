@@ -456,8 +456,10 @@ def validate(
 
     reader = Reader.of(model, tokenizer, max_tokens)
     best_ans, best_unans, top_ok, span_em = [], [], 0, 0
-    # per question, the best sentence's probability by each of the reader's answerability scores
-    by_how: dict[str, tuple[list, list]] = {how: ([], []) for how in ANSWERABILITY}
+    # per question, the best sentence's probability by the other answerability scores, which
+    # need the "no answer" span (the head's is `best_ans` / `best_unans`)
+    others = ANSWERABILITY[1:] if model.null_span else ()
+    by_how: dict[str, tuple[list, list]] = {how: ([], []) for how in others}
     n_ans = 0
     for q in questions:
         context = corpus.paragraphs[(q.article, q.para)]
@@ -491,12 +493,11 @@ def validate(
         "abstain_at_10pct_wrong": at_wrong(curve, 0.10),
         "curve": curve,
     }
-    if getattr(model, "null_span", False):  # the other scores need the "no answer" span
-        for how in ANSWERABILITY[1:]:
-            other = abstention_curve(*(np.array(x) for x in by_how[how]))
-            figures[f"{how}_abstain_at_5pct_wrong"] = at_wrong(other, 0.05)
-            figures[f"{how}_abstain_at_10pct_wrong"] = at_wrong(other, 0.10)
-            figures[f"{how}_curve"] = other
+    for how, scores in by_how.items():
+        other = abstention_curve(*(np.array(x) for x in scores))
+        figures[f"{how}_abstain_at_5pct_wrong"] = at_wrong(other, 0.05)
+        figures[f"{how}_abstain_at_10pct_wrong"] = at_wrong(other, 0.10)
+        figures[f"{how}_curve"] = other
     return figures
 
 
@@ -554,7 +555,7 @@ def save(model, tokenizer, out_dir: Path, figures: dict, history, args, seed: in
         "batch_size": args.per_device_train_batch_size,
         "learning_rate": args.learning_rate,
         "bf16": args.bf16,
-        "null_span": bool(getattr(model, "null_span", False)),
+        "null_span": model.null_span,
         "validation": figures,
     }
     (tmp / CONFIG).write_text(json.dumps(meta, indent=1, default=str))
