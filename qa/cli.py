@@ -795,6 +795,15 @@ def train_reader(
             help='Also train a "no answer" span at [CLS] on the negative pairs (SQuAD 2.0 style).',
         ),
     ] = False,
+    other_negatives: Annotated[
+        int,
+        typer.Option(
+            "--other-negatives",
+            min=0,
+            help="Also this many sentences of the article's other paragraphs that share the "
+            "most words with the question, as negatives; 0 in the shipped recipe.",
+        ),
+    ] = 0,
 ) -> None:
     """Fine-tune the reader on SQuAD 2.0 (about 30 min on 2 cores); writes model, curve, card
     figures to OUT atomically. The same options give the same model."""
@@ -813,6 +822,7 @@ def train_reader(
             val_questions=val_questions,
             perturbed_share=perturbed_share,
             null_span=null_span,
+            other_negatives=other_negatives,
             log=typer.echo,
         )
     except (FileNotFoundError, QAError) as exc:

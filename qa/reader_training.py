@@ -47,6 +47,10 @@ HARD_NEGATIVES = {False: 1, True: 2}  # closest other sentences of the own parag
 # card "Tried"): better abstention on held-out articles given the gold paragraph, but no better
 # in the answer step on the dev sets, and worse sentence choice and news transfer.
 NULL_SPAN = False  # train a "no answer" span at [CLS] on the negative pairs (SQuAD 2.0 style)
+# Sentences of the article's other paragraphs that share the most words with the question, as
+# extra negatives: the near misses retrieval brings (another paragraph, same subject). Off in the
+# shipped model's recipe.
+OTHER_NEGATIVES = 0
 PERTURBED_SHARE = 0.0  # answerable questions that also give a perturbed, unanswerable twin
 NEGATED_SHARE = 0.5  # of those with no name or number to swap, the share negated instead
 MAX_TOKENS_TRAIN = 80  # question + sentence + a little context: what this CPU trains in time
@@ -149,8 +153,16 @@ def answer_sentence(q: Question, context: str, spans: Sequence[tuple[int, int]])
     return None
 
 
-def examples_for(q: Question, corpus: Corpus, rng: random.Random) -> list[Example]:
-    """The training rows of one question (see the module docstring)."""
+def examples_for(
+    q: Question,
+    corpus: Corpus,
+    rng: random.Random,
+    other_negatives: int = 0,
+    article: Sequence[ArticleSentence] = (),
+) -> list[Example]:
+    """The training rows of one question (see the module docstring); with `other_negatives`,
+    also that many of the closest sentences of the article's other paragraphs (`article`, from
+    `article_sentences`) that hold none of its answers."""
     context = corpus.paragraphs[(q.article, q.para)]
     title = title_of(q.article)
     spans = split_sentences(context)
@@ -171,7 +183,34 @@ def examples_for(q: Question, corpus: Corpus, rng: random.Random) -> list[Exampl
     others.sort(key=lambda i: (-_overlap(terms, pairs[i].sentence), rng.random()))
     for i in others[: HARD_NEGATIVES[q.unanswerable]]:
         rows.append(Example(q.id, q.text, pairs[i], 0, None, q.unanswerable))
+    if other_negatives:
+        elsewhere = [
+            s
+            for s in article
+            if s.para != q.para and not any(a and a in s.pair.sentence for a in q.answers)
+        ]
+        elsewhere.sort(key=lambda s: (-len(terms & s.terms), rng.random()))
+        for s in elsewhere[:other_negatives]:
+            rows.append(Example(q.id, q.text, s.pair, 0, None, q.unanswerable))
     return rows
+
+
+@dataclass(frozen=True)
+class ArticleSentence:
+    para: int
+    pair: Pair
+    terms: frozenset[str]
+
+
+def article_sentences(corpus: Corpus) -> dict[str, list[ArticleSentence]]:
+    """Every sentence of every article, as a reader pair with its terms (for `examples_for`)."""
+    out: dict[str, list[ArticleSentence]] = defaultdict(list)
+    for (article, para), text in sorted(corpus.paragraphs.items()):
+        for pair in pairs_of(text, title_of(article)):
+            out[article].append(
+                ArticleSentence(para, pair, frozenset(lexical.terms(pair.sentence)))
+            )
+    return out
 
 
 _NAME = re.compile(r"\b[A-Z][\w'\-]*(?:\s+(?:of|the|de|and)?\s*[A-Z][\w'\-]*)*")
@@ -258,14 +297,17 @@ def build_examples(
     questions: Sequence[Question],
     seed: int = SEED,
     perturbed_share: float = 0.0,
+    other_negatives: int = 0,
 ):
     """The rows of `questions`; with `perturbed_share`, that share of the answerable ones also
-    gives its perturbed twin paired with the answer sentence, as a negative (see `perturb`)."""
+    gives its perturbed twin paired with the answer sentence, as a negative (see `perturb`);
+    `other_negatives`: see `examples_for`."""
     rng = random.Random(seed)
     pools = article_terms(corpus) if perturbed_share else {}
+    sentences = article_sentences(corpus) if other_negatives else {}
     rows = []
     for q in questions:
-        mine = examples_for(q, corpus, rng)
+        mine = examples_for(q, corpus, rng, other_negatives, sentences.get(q.article, ()))
         rows.extend(mine)
         if perturbed_share and mine and mine[0].label == 1 and rng.random() < perturbed_share:
             twin = perturb(q.text, mine[0].pair, pools[q.article], rng)
@@ -361,6 +403,7 @@ def train(
     val_loss_pairs: int = 200,
     perturbed_share: float = PERTURBED_SHARE,
     null_span: bool = NULL_SPAN,
+    other_negatives: int = OTHER_NEGATIVES,
     log=print,
 ) -> dict:
     """Fine-tune the reader and save it to `out_dir`; returns the validation figures."""
@@ -384,7 +427,7 @@ def train(
     for layer in encoder.encoder.layer[:FROZEN_LAYERS]:
         for param in layer.parameters():
             param.requires_grad = False
-    train_rows = build_examples(corpus, train_q, seed, perturbed_share)
+    train_rows = build_examples(corpus, train_q, seed, perturbed_share, other_negatives)
     val_rows = build_examples(corpus, val_q, seed + 1)
     log(
         f"train: {len(train_q)} questions, {len(train_rows)} pairs; validation "
@@ -441,6 +484,7 @@ def train(
     figures["train_pairs"] = len(train_rows)
     figures["perturbed_share"] = perturbed_share
     figures["null_span"] = null_span
+    figures["other_negatives"] = other_negatives
     save(model, tokenizer, Path(out_dir), figures, trainer.state.log_history, args, seed)
     return figures
 

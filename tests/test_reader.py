@@ -379,3 +379,25 @@ def test_training_pairs_split_by_article_and_skip_eval_questions(tmp_path):
 
 def _answers(corpus, qid):
     return next(q.answers for q in corpus.questions if q.id == qid)
+
+
+@pytest.mark.skipif(not SQUAD2.is_dir(), reason=f"needs {SQUAD2} (shared data)")
+def test_other_paragraph_negatives_come_from_the_same_article_and_hold_no_answer():
+    corpus = reader_training.load(SQUAD2)
+    train, _ = reader_training.split(corpus)
+    questions = train[:40]
+    plain = reader_training.build_examples(corpus, questions)
+    more = reader_training.build_examples(corpus, questions, other_negatives=2)
+    sentences = reader_training.article_sentences(corpus)
+    for q in questions:
+        mine = [r for r in more if r.qid == q.id]
+        assert len(mine) == len([r for r in plain if r.qid == q.id]) + 2
+        own = set(reader_training.pairs_of(corpus.paragraphs[(q.article, q.para)], ""))
+        own = {p.sentence for p in own}
+        elsewhere = [r for r in mine if r.pair.sentence not in own]
+        assert len(elsewhere) == 2
+        for row in elsewhere:
+            assert row.label == 0 and row.span is None and row.unanswerable == q.unanswerable
+            found = [s for s in sentences[q.article] if s.pair == row.pair]
+            assert found and all(s.para != q.para for s in found)
+            assert not any(a in row.pair.sentence for a in q.answers)
