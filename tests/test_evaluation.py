@@ -301,3 +301,42 @@ def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path
     row = {"size": 25, **built, "embed_est_s": 1.0, **queried}
     scaled = {"info": {"set": str(tiny_set)}, "floor_chunks_per_s": 25.0, "rows": [row]}
     assert bench_scale.plot_scale(scaled, tmp_path / "scale.png").stat().st_size > 0
+
+
+def test_reader_policies_dump_reproduces_the_eval_veto_sweep(
+    embedder, tiny_set: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """eval/reader_policies.py reads each question once and recomputes the veto offline: its
+    figures must be `qa eval`'s on the same set, or its tables mislead."""
+    import importlib.util
+
+    from qa.reader import MODEL_DIR
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "reader_policies", ROOT / "eval" / "reader_policies.py"
+    )
+    policies = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(policies)
+
+    index, out = tmp_path / "index", tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["eval", str(tiny_set), "--index", str(index), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    expected = json.loads((out / "summary.json").read_text())["veto_calibration"]
+
+    monkeypatch.setenv("QA_READER", "off")  # what dump sets: the rules answer
+    readings = tmp_path / "readings" / "tiny.jsonl"
+    policies.main(["dump", str(tiny_set), "--index", str(index), "--model", str(MODEL_DIR),
+                   "--out", str(readings)])  # fmt: skip
+    rows = [json.loads(line) for line in readings.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2", "q3"]
+    assert all("reader" in c["readings"] for r in rows for c in r["candidates"])
+    got = policies.veto_sweep(rows, "reader")
+    assert [p["veto_prob"] for p in got] == [p["veto_prob"] for p in expected]
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine["abstain_unanswerable"] == theirs["abstain_unanswerable"]
+        assert mine["wrong_abstain"] == pytest.approx(1 - theirs["answered_answerable"])
+    policies.main(["table", str(readings)])
+    assert "+ veto by reader" in capsys.readouterr().out
