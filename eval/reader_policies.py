@@ -1,4 +1,4 @@
-"""Abstention policies of the rules and reader models, compared offline on the same readings.
+"""Abstention policies of the rules and reader models, and passage re-ranking, measured offline.
 
 `qa eval` answers every question once per setting; trying a new reader or a new way to combine
 it with the rules that way costs ~40 min on squad2-heldout. Here the expensive part is done once:
@@ -6,15 +6,20 @@ it with the rules that way costs ~40 min on squad2-heldout. Here the expensive p
     python eval/reader_policies.py dump eval/sets/squad2-heldout --index index/eval-squad-dev \\
         --model models/reader --model /tmp/r6 --out /tmp/readings/squad2-heldout.jsonl
 
-records, per question, the rules' decision, the rules' best candidate sentences (coverage,
-names, asked-for kind, whether a gold answer is in them) and each model's reading of them. Then
+records, per question, the rules' decision and their best 8 sentences (coverage, whether a gold
+answer is in them) with each model's reading of them. Then
 
     python eval/reader_policies.py table /tmp/readings/*.jsonl
 
 prints, per set, the share of unanswerable questions abstained on and of answerable ones wrongly
 abstained on: by the rules alone, and by the rules with each model's veto (`QA_READER=short`,
-`QA_READER_VETO_PROB`) at several thresholds, with the best veto at <= 5% and <= 10% wrong. A
-veto's figures equal `qa eval`'s "Reader veto" sweep on the same set.
+`QA_READER_VETO_PROB`) at `qa eval`'s veto thresholds, with the best veto at <= 5% and <= 10%
+wrong. These are the figures of `qa eval`'s "Reader veto" sweep on the same set. And
+
+    python eval/reader_policies.py rerank eval/sets/squad-dev --index index/eval-squad-dev \\
+        --model models/reader
+
+measures re-ranking the fused passages by the reader's best sentence in each (recall@1, @5).
 """
 
 from __future__ import annotations
@@ -132,6 +137,68 @@ def table(paths: list[Path]) -> None:
                     )
 
 
+RERANK_DEPTH = 10  # fused passages re-ranked per question
+RERANK_WEIGHTS = (0.0, 0.1, 0.3, 0.5, 1.0)  # of the fused score (min-max scaled) beside the reader
+
+
+def rerank(set_dir: Path, index: Path, model: Path) -> dict:
+    """Recall@1 and @5 of the fused passages as ranked, and re-ranked by the reader's best
+    sentence in each (its probability + weight x the fused score, scaled to 0-1 per question),
+    over the set's answerable questions."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from qa import chat, retrieval
+    from qa.chunking import split_sentences
+    from qa.config import get_settings
+    from qa.engine import Engine
+    from qa.eval.metrics import contains_answer
+    from qa.eval.sets import load_questions, load_set
+    from qa.eval.summary import PIPELINE, RETRIEVERS
+    from qa.reader import Reader, pairs_in
+
+    engine = Engine(index)
+    reader = Reader(model, onnx_cache=get_settings().model_cache_dir)
+    snap = engine.snapshot()
+    rows = []
+    questions = [q for q in load_questions(load_set(set_dir)) if not q.unanswerable]
+    for q in tqdm(questions, desc=f"rerank {set_dir.name}", unit="q"):
+        query = chat.rewrite(q.question, q.messages())
+        qvec = engine.embedder.embed_query(query)
+        scored = retrieval.score_chunks(
+            snap, engine.embedder, query, None, RETRIEVERS[PIPELINE], qvec
+        )
+        ranked = retrieval.merge_passages(snap, scored, RERANK_DEPTH)
+        best = []
+        for p in ranked:
+            pairs = pairs_in(p.text, p.title, split_sentences(p.text))
+            best.append(max((r.prob for r in reader.read(q.question, pairs)), default=0.0))
+        fused = np.array([p.score for p in ranked])
+        span = fused.max() - fused.min() if len(fused) else 0.0
+        rows.append(
+            {
+                "hits": [contains_answer(p.text, q.answers) for p in ranked],
+                "best": np.array(best),
+                "fused": (fused - fused.min()) / span if span > 0 else np.zeros_like(fused),
+            }
+        )
+
+    def recall(order, k: int) -> float:
+        return float(np.mean([any(r["hits"][i] for i in order(r)[:k]) for r in rows]))
+
+    out = {
+        "questions": len(rows),
+        "fused": {k: recall(lambda r: range(len(r["hits"])), k) for k in (1, 5)},
+    }
+    for w in RERANK_WEIGHTS:
+
+        def order(r, w=w):
+            return np.argsort(-(r["best"] + w * r["fused"]), kind="stable")
+
+        out[f"reader + {w} x fused"] = {k: recall(order, k) for k in (1, 5)}
+    return out
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,11 +209,17 @@ def main(argv: list[str]) -> None:
     d.add_argument("--out", type=Path, required=True)
     t = sub.add_parser("table", help="compare the policies on dumped readings")
     t.add_argument("paths", type=Path, nargs="+")
+    r = sub.add_parser("rerank", help="recall@1/@5 of passages re-ranked by the reader")
+    r.add_argument("set_dir", type=Path)
+    r.add_argument("--index", type=Path, required=True)
+    r.add_argument("--model", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "dump":
         dump(args.set_dir, args.index, args.model, args.out)
-    else:
+    elif args.command == "table":
         table(args.paths)
+    else:
+        print(json.dumps(rerank(args.set_dir, args.index, args.model), indent=1))
 
 
 if __name__ == "__main__":

@@ -303,7 +303,7 @@ def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path
     assert bench_scale.plot_scale(scaled, tmp_path / "scale.png").stat().st_size > 0
 
 
-def test_reader_policies_dump_reproduces_the_eval_veto_sweep(
+def test_reader_policies_reproduce_the_eval_veto_sweep_and_fused_ranking(
     embedder, tiny_set: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """eval/reader_policies.py reads each question once and recomputes the veto offline: its
@@ -340,3 +340,10 @@ def test_reader_policies_dump_reproduces_the_eval_veto_sweep(
         assert mine["wrong_abstain"] == pytest.approx(1 - theirs["answered_answerable"])
     policies.main(["table", str(readings)])
     assert "+ veto by reader" in capsys.readouterr().out
+
+    # re-ranking passages by the reader starts from the ranking qa eval scores
+    reranked = policies.rerank(tiny_set, index, MODEL_DIR)
+    fused = json.loads((out / "summary.json").read_text())["retrieval"]["fused"]
+    assert reranked["questions"] == 2
+    assert reranked["fused"][1] == fused["recall@1"] and reranked["fused"][5] == fused["recall@5"]
+    assert all(0.0 <= v[k] <= 1.0 for v in list(reranked.values())[1:] for k in (1, 5))
