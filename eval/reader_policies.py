@@ -30,14 +30,12 @@ import os
 import sys
 from pathlib import Path
 
-CANDIDATES = 8  # sentences read per question, best by the rules first (as `QA_READER=full`)
-
 
 def dump(set_dir: Path, index: Path, models: list[Path], out: Path) -> None:
     os.environ["QA_READER"] = "off"  # the rules answer; each model reads beside them
     from tqdm import tqdm
 
-    from qa import answer_types, answering
+    from qa import answering
     from qa.config import get_settings
     from qa.engine import Engine
     from qa.eval.metrics import contains_answer
@@ -53,19 +51,20 @@ def dump(set_dir: Path, index: Path, models: list[Path], out: Path) -> None:
     with tmp.open("w") as f:
         for q in tqdm(load_questions(load_set(set_dir)), desc=set_dir.name, unit="q"):
             res = engine.ask(q.question, history=q.messages())
-            kind = answer_types.asked(q.question)
-            ranked = answering.score_sentences(q.question, res.passages, idf, kind, res.query)
-            ranked = ranked[:CANDIDATES]
-            pairs = answering.reader_pairs(ranked, res.passages)
-            readings = {name: r.read(q.question, pairs) for name, r in readers.items()}
+            # the rules' best sentences as `QA_READER=full` reads them, once per model
+            read = {
+                name: answering.read_sentences(q.question, res.query, res.passages, idf, r)
+                for name, r in readers.items()
+            }
+            ranked = next(iter(read.values())).ranked
             cands = [
                 {
                     "text": c.text,
                     "coverage": c.coverage,
                     "gold": bool(q.answers) and contains_answer(c.text, q.answers),
                     "readings": {
-                        name: {"prob": rs[i].prob, "null_prob": rs[i].null_prob}
-                        for name, rs in readings.items()
+                        name: {"prob": rs.readings[i].prob, "null_prob": rs.readings[i].null_prob}
+                        for name, rs in read.items()
                     },
                 }
                 for i, c in enumerate(ranked)
