@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa import answering, chat, generation, llm, locations, retrieval
+from qa import answering, chat, generation, llm, locations, reranking, retrieval
 from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, check_runtime, default_embedder, index_runtime
 from qa.errors import IndexMismatch, InvalidInput
@@ -42,6 +42,10 @@ class Engine:
         # The trained reader: short answers (QA_READER=short), or sentences and abstention too
         # (full); QA_READER=off: the rules alone.
         self.reader = None if self.settings.reader == "off" else reader or default_reader()
+        # QA_RERANK: the reader also re-orders the first passages (it is loaded for that alone
+        # when QA_READER=off).
+        rerank = self.settings.rerank
+        self.reranker = (self.reader or reader or default_reader()) if rerank else None
         self._lock = threading.Lock()
         self._snapshot: IndexView | None = None
         self._idf: answering.Idf | None = None
@@ -190,6 +194,8 @@ class Engine:
         query = chat.rewrite(question, history)
         t1 = time.perf_counter()
         passages = retrieval.search(snap, self.embedder, query, top_k, filters)
+        t2 = time.perf_counter()
+        passages = self._reranked(question, query, passages, snap)
         return _Retrieved(
             question=question,
             query=query,
@@ -198,6 +204,7 @@ class Engine:
             generator=generator,
             started=t0,
             rewritten=t1,
+            retrieved=t2,
             done=time.perf_counter(),
         )
 
@@ -218,7 +225,15 @@ class Engine:
         query = self._check_question(query)
         snap = self.snapshot()
         passages = retrieval.search(snap, self.embedder, query, self._check_top_k(top_k), filters)
-        return locations.locate(passages, snap.marks)
+        return locations.locate(self._reranked(query, query, passages, snap), snap.marks)
+
+    def _reranked(
+        self, question: str, query: str, passages: list[Passage], snap: IndexView
+    ) -> list[Passage]:
+        """The passages in the reader's order with QA_RERANK, else as retrieved."""
+        if self.reranker is None:
+            return passages
+        return reranking.rerank(question, query, passages, self._idf_for(snap), self.reranker)
 
     def document(self, doc_id: str) -> Document:
         return self.snapshot().document(doc_id)
@@ -272,14 +287,16 @@ class _Retrieved:
     generator: llm.Generator | None
     started: float
     rewritten: float
-    done: float
+    retrieved: float
+    done: float  # re-ranked (QA_RERANK), or as retrieved
 
     def timings(self) -> dict[str, float]:
-        """rewrite / retrieve / answer / total, in ms, as of now."""
+        """rewrite / retrieve / rerank / answer / total, in ms, as of now."""
         now = time.perf_counter()
         ms = {
             "rewrite": self.rewritten - self.started,
-            "retrieve": self.done - self.rewritten,
+            "retrieve": self.retrieved - self.rewritten,
+            "rerank": self.done - self.retrieved,
             "answer": now - self.done,
             "total": now - self.started,
         }

@@ -242,6 +242,25 @@ def test_llm_mode_scores_the_generated_answer_beside_the_extractive_one(
     assert "LLM mode: the model was asked" in report.summary_tables(figures)
 
 
+def test_eval_with_qa_rerank_ranks_the_fused_passages_as_engine_ask_does(
+    embedder, tiny_set: Path, tmp_path: Path
+) -> None:
+    """With QA_RERANK the retrieval table gains the re-ranked row: the first passages reordered,
+    the rest as fused."""
+    from qa.config import Settings
+    from qa.engine import Engine
+    from qa.eval.run import run_eval
+
+    index = tmp_path / "index"
+    engine = Engine(index, embedder, settings=Settings(rerank=True))
+    run = run_eval(tiny_set, index, top_k=3, engine=engine)
+    fused, reranked = (run.summary["retrieval"][k] for k in ("fused", summary.RERANKED))
+    assert reranked["recall@5"] == fused["recall@5"] and reranked["hit@10"] == fused["hit@10"]
+    assert all(summary.RERANKED in r["retrieval"] for r in run.records)
+    assert all(r["timings_ms"]["rerank"] > 0 for r in run.records)
+    assert summary.RERANKED in report.summary_tables(run.summary)
+
+
 def test_eval_refuses_a_folder_without_questions(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", str(tmp_path), "--index", str(tmp_path / "i")])
     assert result.exit_code == 1
@@ -261,7 +280,7 @@ def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path
     index_paths([tiny_set / "corpus"], index, embedder)
     asked = bench_ask.bench_ask(index, load_questions(tiny_set), warmup=1)
     assert asked["questions"] == 3 and len(asked["samples"]["short_ms"]) == 3
-    assert set(asked["by_reader_ms"]) == {"off", "short", "full"}
+    assert set(asked["by_reader_ms"]) == {"off", "short", "full", "short+rerank"}
     assert "Engine.ask" in bench_ask.format_ask(asked)
     assert bench_ask.plot_ask(asked, tmp_path / "ask.png").stat().st_size > 0
 

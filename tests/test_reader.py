@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
-from qa import answering, reader_training
+from qa import answering, reader_training, reranking
 from qa.models import Passage
 from qa.reader import MODEL_DIR, WEIGHTS, Pair, Reader, ReaderError, Reading, default_reader
 from tests.conftest import ROOT
@@ -401,3 +402,53 @@ def test_other_paragraph_negatives_come_from_the_same_article_and_hold_no_answer
             found = [s for s in sentences[q.article] if s.pair == row.pair]
             assert found and all(s.para != q.para for s in found)
             assert not any(a in row.pair.sentence for a in q.answers)
+
+
+def _ranked(*texts_and_scores: tuple[str, float]) -> list[Passage]:
+    return [
+        replace(_passage(text, f"Doc{i}"), score=score)
+        for i, (text, score) in enumerate(texts_and_scores)
+    ]
+
+
+@pytest.mark.parametrize(("question", "answer", "near_miss"), NEAR_MISSES)
+def test_rerank_puts_the_answering_passage_before_a_near_miss_ranked_first(
+    reader, question, answer, near_miss
+):
+    filler = "The town lies north of the river and has a market on Saturdays."
+    passages = _ranked((near_miss, 1.0), (answer, 0.98), (filler, 0.0))
+    reranked = reranking.rerank(question, question, passages, _flat_idf, reader)
+    assert reranked[0] is passages[1]  # the same passage, its fused score kept
+    assert sorted(p.doc_id for p in reranked) == sorted(p.doc_id for p in passages)
+
+
+def test_rerank_reads_the_rules_best_sentence_of_the_first_passages_only():
+    reader = ScriptedReader({"1931": 0.9, "Tyne": 0.8})
+    passages = _ranked(
+        ("Work on the bridge was approved in 1927. It was a long wait.", 1.0),
+        ("The bridge opened to traffic in 1931.", 0.5),
+        ("   ", 0.4),  # no sentence to read: its probability is 0
+        ("A bridge over the Tyne opened to traffic in 1928.", 0.3),
+    )
+    question = "When did the bridge open to traffic?"
+    reranked = reranking.rerank(question, question, passages, _flat_idf, reader, depth=3)
+    assert reranked == [passages[1], passages[0], passages[2], passages[3]]  # the 4th not read
+    assert reranking.rerank(question, question, passages[:1], _flat_idf, reader) == passages[:1]
+
+
+def test_qa_rerank_orders_the_engines_passages_by_the_reader(seed_index, embedder):
+    from qa.config import Settings
+    from qa.engine import Engine
+
+    question = "What is the newly announced $10 billion critical minerals programme called?"
+    fused = Engine(seed_index, embedder, settings=Settings(reader="off"))
+    reranked = Engine(seed_index, embedder, settings=Settings(reader="off", rerank=True))
+    assert fused.reranker is None and reranked.reader is None and reranked.reranker is not None
+    before = fused.ask(question)
+    after = reranked.ask(question)
+    idf = answering.Idf(fused.snapshot())
+    expected = reranking.rerank(question, question, before.passages, idf, reranked.reranker)
+    assert [p.start for p in after.passages] == [p.start for p in expected]
+    assert [p.start for p in after.passages] != [p.start for p in before.passages]  # it moved
+    assert after.timings_ms["rerank"] > 0 and before.timings_ms["rerank"] < 1.0
+    assert [p.start for p in reranked.search(question)] == [p.start for p in expected]

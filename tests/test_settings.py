@@ -206,6 +206,21 @@ def test_reader_settings_reach_qa_ask(seed_index, setenv):
     assert not body["abstained"] and "$1.25 billion" in body["answer"]
 
 
+def test_qa_rerank_reorders_the_passages_of_qa_ask_and_search(seed_index, setenv):
+    question = "What is the newly announced $10 billion critical minerals programme called?"
+    setenv(QA_INDEX_DIR=seed_index)
+    fused = ask_json(question)
+    setenv(QA_RERANK="true")
+    reranked = ask_json(question)
+    assert reranked["timings_ms"]["rerank"] > 0 and fused["timings_ms"]["rerank"] < 1.0
+    starts = [[p["start"] for p in r["passages"]] for r in (fused, reranked)]
+    assert sorted(starts[0]) == sorted(starts[1]) and starts[0] != starts[1]  # same, reordered
+    assert reranked["answer"] == fused["answer"]
+    with TestClient(create_app()) as c:
+        searched = c.post("/search", json={"query": question}).json()["passages"]
+    assert [p["start"] for p in searched] == starts[1]
+
+
 # Generated answers: `qa ask` against a stub OpenAI-compatible server that records requests.
 
 

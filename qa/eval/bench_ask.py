@@ -19,7 +19,19 @@ from qa.eval.timing import Say, context_line, latency_stats, quiet, torch_thread
 TARGET_ASK_P50_MS = 60.0
 
 
-READER_USES = ("off", "short", "full")  # QA_READER's values, each timed on the same questions
+# Each use of the reader, timed on the same questions: QA_READER's values, and `short` with
+# the passages re-ranked by the reader (QA_RERANK).
+READER_USES = {
+    "off": {"reader": "off"},
+    "short": {"reader": "short"},
+    "full": {"reader": "full"},
+    "short+rerank": {"reader": "short", "rerank": True},
+}
+
+
+def use_label(use: str) -> str:
+    """The settings of a use: "QA_READER=short QA_RERANK=true"."""
+    return "QA_READER=" + use.replace("+rerank", " QA_RERANK=true")
 
 
 def bench_ask(
@@ -39,11 +51,12 @@ def bench_ask(
         use: Engine(
             index_dir,
             embedder=base.embedder,
-            settings=base.settings.model_copy(update={"reader": use}),
+            settings=base.settings.model_copy(update={"rerank": False} | settings),
         )
-        for use in READER_USES
+        for use, settings in READER_USES.items()
     }
-    default = base.settings.reader
+    default = base.settings.reader + ("+rerank" if base.settings.rerank else "")
+    default = default if default in READER_USES else base.settings.reader
     top_k = top_k or base.settings.top_k
     snap = base.snapshot()
     questions = list(questions)[: n or None]
@@ -53,7 +66,8 @@ def bench_ask(
     steps = ("floor", *READER_USES)
     say(f"asking {len(questions)} questions (warm), floor and each QA_READER use in turn")
     ms: dict[str, list[float]] = {step: [] for step in steps}
-    parts = {use: {"rewrite": [], "retrieve": [], "answer": []} for use in READER_USES}
+    steps_of_ask = ("rewrite", "retrieve", "rerank", "answer")
+    parts = {use: {part: [] for part in steps_of_ask} for use in READER_USES}
     for i, q in enumerate(questions):
         query = chat.rewrite(q.question, q.messages())
         for step in steps[i % len(steps) :] + steps[: i % len(steps)]:
@@ -105,7 +119,7 @@ def format_ask(r: dict[str, Any]) -> str:
         target = f"p50 < {TARGET_ASK_P50_MS:.0f} {verdict(r['meets']['ask_p50'])}"
         rows.append(
             [
-                f"Engine.ask, QA_READER={use}"
+                f"Engine.ask, {use_label(use)}"
                 + (" (this run's setting)" if use == default else ""),
                 f"{a['p50']:.1f}",
                 f"{a['p95']:.1f}",
@@ -148,8 +162,13 @@ def plot_ask(r: dict[str, Any], path: Path) -> Path:
     """Latency distributions (CDF) of Engine.ask and of its floor."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colors = {"off": "tab:olive", "short": "tab:green", "full": "tab:purple"}
-    curves = [(f"{use}_ms", f"Engine.ask, QA_READER={use}", c) for use, c in colors.items()]
+    colors = {
+        "off": "tab:olive",
+        "short": "tab:green",
+        "full": "tab:purple",
+        "short+rerank": "tab:orange",
+    }
+    curves = [(f"{use}_ms", f"Engine.ask, {use_label(use)}", c) for use, c in colors.items()]
     for key, label, color in (*curves, ("floor_ms", "floor: query encode + FAISS", "tab:gray")):
         values = np.sort(r["samples"][key])
         ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=color, label=label)

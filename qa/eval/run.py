@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from qa import answering, chat, retrieval
+from qa import answering, chat, reranking, retrieval
 from qa.errors import QAError
 from qa.eval.metrics import Scorer, first_hit, outcome
 from qa.eval.report import run_info
@@ -27,6 +27,7 @@ from qa.eval.summary import (
     PIPELINE,
     READER_ONLY,
     READER_SWEEP,
+    RERANKED,
     RESCUED,
     RETRIEVERS,
     RULES,
@@ -100,12 +101,10 @@ def evaluate_question(
     for name, weight in RETRIEVERS.items():
         rows = retrieval.score_chunks(snap, engine.embedder, query, None, weight, qvec)
         ranked = retrieval.merge_passages(snap, rows, MAX_K)
-        record["retrieval"][name] = {
-            "answer_rank": first_hit([p.text for p in ranked], q.answers) if q.answers else None,
-            "doc_rank": next(
-                (i for i, p in enumerate(ranked, start=1) if p.doc_id == q.doc_id), None
-            ),
-        }
+        record["retrieval"][name] = _ranks(q, ranked)
+        if name == PIPELINE and engine.reranker is not None:  # QA_RERANK: what Engine.ask ranks
+            reranked = reranking.rerank(q.question, query, ranked, idf, engine.reranker)
+            record["retrieval"][RERANKED] = _ranks(q, reranked)
         if name == PIPELINE and not llm:
             continue
         passages = retrieval.merge_passages(snap, rows, top_k)
@@ -119,6 +118,14 @@ def evaluate_question(
         rescued = record["llm"]["verified"] and result.abstained and not extractive["abstained"]
         record["answers_by_retriever"][RESCUED] = extractive if rescued else _brief(main)
     return record
+
+
+def _ranks(q: EvalQuestion, ranked: list[Passage]) -> dict[str, int | None]:
+    """The rank of the first passage holding a gold answer, and of the gold document's."""
+    return {
+        "answer_rank": first_hit([p.text for p in ranked], q.answers) if q.answers else None,
+        "doc_rank": next((i for i, p in enumerate(ranked, start=1) if p.doc_id == q.doc_id), None),
+    }
 
 
 def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -> dict[str, Any]:

@@ -14,6 +14,7 @@ KS = (1, 5, 10)  # recall@k and hit@k reported; the curve goes 1..MAX_K
 MAX_K = 10
 RETRIEVERS = {"bm25": 0.0, "dense": 1.0, "fused": retrieval.DENSE_WEIGHT}  # name -> dense_weight
 PIPELINE = "fused"  # the retriever Engine.ask uses; its answer row comes from Engine.ask itself
+RERANKED = "fused + reader"  # with QA_RERANK: the fused ranking, re-ranked as Engine.ask does
 SWEEP = tuple(round(0.2 + 0.05 * i, 2) for i in range(11))  # min_coverage values calibrated
 EXTRACTIVE = "fused extractive"  # in LLM mode: the extractive answer from the same passages
 RULES = "fused, rules only"  # with the reader on: the word-overlap rules alone, same passages
@@ -29,7 +30,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     answerable = [r for r in records if not r["unanswerable"]]
     unanswerable = [r for r in records if r["unanswerable"]]
     retrieval_summary = {}
-    for name in RETRIEVERS:
+    reranked = [RERANKED] if records and RERANKED in records[0]["retrieval"] else []
+    for name in [*RETRIEVERS, *reranked]:
         answer_ranks = [r["retrieval"][name]["answer_rank"] for r in answerable]
         doc_ranks = [r["retrieval"][name]["doc_rank"] for r in answerable]
         retrieval_summary[name] = {
@@ -57,7 +59,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     latencies = [r["latency_ms"] for r in records]
     parts = {
         part: percentile([r["timings_ms"].get(part, 0.0) for r in records], 50)
-        for part in ("rewrite", "retrieve", "answer")
+        for part in ("rewrite", "retrieve", "rerank", "answer")
     }
     return {
         "calibration": calibration(records),
