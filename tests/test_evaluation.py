@@ -259,6 +259,8 @@ def test_eval_with_qa_rerank_ranks_the_fused_passages_as_engine_ask_does(
     assert all(summary.RERANKED in r["retrieval"] for r in run.records)
     assert all(r["timings_ms"]["rerank"] > 0 for r in run.records)
     assert summary.RERANKED in report.summary_tables(run.summary)
+    paths = report.write_outputs(run, tmp_path / "out")  # the plot draws the row too
+    assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
 
 
 def test_eval_refuses_a_folder_without_questions(tmp_path: Path) -> None:

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qa import answering, retrieval
-from qa.eval.summary import KS, MAX_K, PIPELINE, READER_ONLY, RULES, RULES_READER_SPAN, SWEEP
+from qa.eval.summary import (
+    KS,
+    MAX_K,
+    PIPELINE,
+    READER_ONLY,
+    RERANKED,
+    RULES,
+    RULES_READER_SPAN,
+    SWEEP,
+)
 
 if TYPE_CHECKING:
     from qa.eval.run import EvalRun
@@ -286,12 +295,13 @@ def markdown_report(run: EvalRun, max_failures: int = 40) -> str:
 
 
 def plot(run: EvalRun, path: Path) -> None:
-    """Recall@k curves of the three retrievers, and bars of the answer metrics."""
+    """Recall@k curves of the retrievers, and bars of the answer metrics."""
     plt = pyplot()
     colors = {
         "bm25": "tab:orange",
         "dense": "tab:blue",
         "fused": "tab:green",
+        RERANKED: "tab:red",
         RULES: "tab:olive",
         READER_ONLY: "tab:purple",
         RULES_READER_SPAN: "tab:cyan",
