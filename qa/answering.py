@@ -22,7 +22,7 @@ from qa.answer_types import OTHER, Asked
 from qa.chunking import split_sentences
 from qa.index_store import IndexView
 from qa.models import Answer, Citation, Passage
-from qa.reader import Pair, Reader, Reading, pairs_in
+from qa.reader import Pair, Reading, Reads, pairs_in
 
 # Weights and thresholds, measured on the squad-dev and seed-news dev sets (README "Answers").
 W_COVERAGE, W_TYPE, W_PASSAGE = 0.6, 0.2, 0.2
@@ -145,7 +145,7 @@ def answer_with_reader(
     query: str,
     passages: Sequence[Passage],
     idf: Idf,
-    reader: Reader,
+    reader: Reads,
     policy: ReaderPolicy | None = None,
     min_coverage: float | None = None,
 ) -> Answer:
@@ -165,7 +165,7 @@ def answer_with_reader_span(
     query: str,
     passages: Sequence[Passage],
     idf: Idf,
-    reader: Reader,
+    reader: Reads,
     policy: ReaderPolicy | None = None,
     min_coverage: float | None = None,
 ) -> Answer:
@@ -216,7 +216,7 @@ def read_sentences(
     query: str,
     passages: Sequence[Passage],
     idf: Idf,
-    reader: Reader,
+    reader: Reads,
     candidates: int = READER_CANDIDATES,
 ) -> ReadSentences:
     """Rank the sentences by the rules and have the reader read the best `candidates`."""

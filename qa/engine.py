@@ -14,7 +14,7 @@ from qa.embedding import Embedder, check_runtime, default_embedder, index_runtim
 from qa.errors import IndexMismatch, InvalidInput
 from qa.index_store import IndexStore, IndexView, open_store
 from qa.models import Answer, Document, Passage
-from qa.reader import Reader, default_reader
+from qa.reader import Reader, ReadOnce, Reads, default_reader
 from qa.retrieval import Filters
 from qa.verify import Check
 
@@ -147,7 +147,7 @@ class Engine:
     ) -> Iterator[generation.Token | generation.Final]:
         idf = self._idf_for(r.snap)
         if r.generator is None:
-            if self.reader is not None:
+            if r.reader is not None:
                 read_with = (
                     answering.answer_with_reader
                     if self.settings.reader == "full"
@@ -158,7 +158,7 @@ class Engine:
                     r.query,
                     r.passages,
                     idf,
-                    self.reader,
+                    r.reader,
                     self.reader_policy,
                     self.min_coverage,
                 )
@@ -195,13 +195,18 @@ class Engine:
         t1 = time.perf_counter()
         passages = retrieval.search(snap, self.embedder, query, top_k, filters)
         t2 = time.perf_counter()
-        passages = self._reranked(question, query, passages, snap)
+        reader = self.reader
+        if self.reranker is not None:  # the answer step reuses the re-ranking's readings
+            reranker = ReadOnce(self.reranker)
+            passages = self._reranked(question, query, passages, snap, reranker)
+            reader = reranker if self.reader is self.reranker else reader
         return _Retrieved(
             question=question,
             query=query,
             passages=passages,
             snap=snap,
             generator=generator,
+            reader=reader,
             started=t0,
             rewritten=t1,
             retrieved=t2,
@@ -225,15 +230,20 @@ class Engine:
         query = self._check_question(query)
         snap = self.snapshot()
         passages = retrieval.search(snap, self.embedder, query, self._check_top_k(top_k), filters)
-        return locations.locate(self._reranked(query, query, passages, snap), snap.marks)
+        if self.reranker is not None:
+            passages = self._reranked(query, query, passages, snap, self.reranker)
+        return locations.locate(passages, snap.marks)
 
     def _reranked(
-        self, question: str, query: str, passages: list[Passage], snap: IndexView
+        self,
+        question: str,
+        query: str,
+        passages: list[Passage],
+        snap: IndexView,
+        reader: Reads,
     ) -> list[Passage]:
-        """The passages in the reader's order with QA_RERANK, else as retrieved."""
-        if self.reranker is None:
-            return passages
-        return reranking.rerank(question, query, passages, self._idf_for(snap), self.reranker)
+        """The passages in the reader's order (QA_RERANK)."""
+        return reranking.rerank(question, query, passages, self._idf_for(snap), reader)
 
     def document(self, doc_id: str) -> Document:
         return self.snapshot().document(doc_id)
@@ -285,6 +295,7 @@ class _Retrieved:
     passages: list[Passage]
     snap: IndexView
     generator: llm.Generator | None
+    reader: Reads | None  # for the answer step
     started: float
     rewritten: float
     retrieved: float

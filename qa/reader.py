@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -278,6 +278,27 @@ def _unloadable(model_dir: Path, exc: Exception) -> ReaderError:
         "restore it from git (git checkout -- models/reader) or retrain it with "
         "`qa train reader`"
     )
+
+
+class Reads(Protocol):
+    """What the answer step needs of a reader (a `Reader`, a `ReadOnce`, a test's fake)."""
+
+    def read(self, question: str, pairs: Sequence[Pair]) -> list[Reading]: ...
+
+
+class ReadOnce:
+    """A reader that reads each (question, pair) once: what one request's steps share (the
+    passages' re-ranking reads the sentence the answer step then reads again)."""
+
+    def __init__(self, reader: Reads) -> None:
+        self.reader = reader
+        self._read: dict[tuple[str, Pair], Reading] = {}
+
+    def read(self, question: str, pairs: Sequence[Pair]) -> list[Reading]:
+        new = [p for p in dict.fromkeys(pairs) if (question, p) not in self._read]
+        for pair, reading in zip(new, self.reader.read(question, new), strict=True):
+            self._read[question, pair] = reading
+        return [self._read[question, p] for p in pairs]
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from qa import answering
 from qa.models import Passage
-from qa.reader import Reader
+from qa.reader import Reads
 
 RERANK_DEPTH = 5  # passages re-ranked (one read each); deeper lists gained less at rank 1
 RERANK_WEIGHT = 0.3  # of the fused score, scaled 0-1; measured on squad-dev and seed-news
@@ -29,7 +29,7 @@ def rerank(
     query: str,
     passages: Sequence[Passage],
     idf: answering.Idf,
-    reader: Reader,
+    reader: Reads,
     depth: int = RERANK_DEPTH,
     weight: float = RERANK_WEIGHT,
 ) -> list[Passage]:

@@ -11,7 +11,16 @@ import pytest
 
 from qa import answering, reader_training, reranking
 from qa.models import Passage
-from qa.reader import MODEL_DIR, WEIGHTS, Pair, Reader, ReaderError, Reading, default_reader
+from qa.reader import (
+    MODEL_DIR,
+    WEIGHTS,
+    Pair,
+    Reader,
+    ReaderError,
+    Reading,
+    ReadOnce,
+    default_reader,
+)
 from tests.conftest import ROOT
 
 SQUAD2 = ROOT.parent / "shared" / "data" / "squad2-train"  # read in place, never copied
@@ -452,3 +461,29 @@ def test_qa_rerank_orders_the_engines_passages_by_the_reader(seed_index, embedde
     assert [p.start for p in after.passages] != [p.start for p in before.passages]  # it moved
     assert after.timings_ms["rerank"] > 0 and before.timings_ms["rerank"] < 1.0
     assert [p.start for p in reranked.search(question)] == [p.start for p in expected]
+
+
+class CountingReader:
+    """The real reader, counting the pairs it reads."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader, self.pairs_read = reader, 0
+
+    def read(self, question, pairs):
+        self.pairs_read += len(pairs)
+        return self.reader.read(question, pairs)
+
+
+def test_the_answer_step_reuses_the_rerankings_readings(reader, seed_index, embedder):
+    from qa.config import Settings
+    from qa.engine import Engine
+
+    counting = CountingReader(reader)
+    engine = Engine(seed_index, embedder, settings=Settings(rerank=True), reader=counting)
+    result = engine.ask("How much financing did the US EXIM Bank approve for Reko Diq?")
+    assert result.short_answer and not result.abstained
+    assert counting.pairs_read == len(result.passages)  # one read a passage, none again
+    once = ReadOnce(counting)
+    pair = Pair("The museum opened in 1902.", "Museum")
+    assert once.read("When?", [pair, pair]) == once.read("When?", [pair]) * 2
+    assert counting.pairs_read == len(result.passages) + 1
