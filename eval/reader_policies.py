@@ -177,12 +177,11 @@ def rerank(set_dir: Path, index: Path, model: Path) -> dict:
             pairs = pairs_in(p.text, p.title, split_sentences(p.text))
             best.append(max((r.prob for r in reader.read(q.question, pairs)), default=0.0))
         fused = np.array([p.score for p in ranked])
-        span = fused.max() - fused.min() if len(fused) else 0.0
         rows.append(
             {
                 "hits": [contains_answer(p.text, q.answers) for p in ranked],
                 "best": np.array(best),
-                "fused": (fused - fused.min()) / span if span > 0 else np.zeros_like(fused),
+                "fused": retrieval.minmax(fused),
             }
         )
 

@@ -100,7 +100,7 @@ def score_chunks(
         lex.update(zip(missing, snapshot.lexical_scores(query, missing), strict=True))
     d = np.array([dense[r] for r in rows], dtype=np.float32)
     lx = np.array([max(lex[r], 0.0) for r in rows], dtype=np.float32)
-    fused = dense_weight * _minmax(d) + (1 - dense_weight) * _minmax(lx)
+    fused = dense_weight * minmax(d) + (1 - dense_weight) * minmax(lx)
     order = np.argsort(-fused, kind="stable")
     return [
         Scored(row=rows[i], score=float(fused[i]), dense=float(d[i]), lexical=float(lx[i]))
@@ -108,7 +108,8 @@ def score_chunks(
     ]
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
+def minmax(x: np.ndarray) -> np.ndarray:
+    """`x` scaled to 0-1 (all ones when its values are equal)."""
     if len(x) == 0:
         return x
     lo, hi = float(x.min()), float(x.max())
