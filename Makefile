@@ -57,8 +57,15 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The tests over the paths that depend on the runtimes `auto` picks by CPU (the encoder, the
+# reader, the engine and the service's start-up), run again as on each kind of CPU whatever this
+# machine is (`pytest --cpu` sets QA_CPU for the tests and every service they start).
+CPU_TESTS := tests/test_runtimes.py tests/test_startup.py tests/test_reader.py tests/test_answering.py
+
 test: lint install-llm
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cpu=amx $(CPU_TESTS)
+	$(BIN)/python -m pytest --cpu=avx2 $(CPU_TESTS)
 	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news --min-answer-recall 0.85 --skip-if-missing
 
 eval: install

@@ -414,7 +414,8 @@ def serve(
     milvus_uri: MilvusUriOpt = None,
     collection: CollectionOpt = None,
 ) -> None:
-    """Run the HTTP service (OpenAPI docs at /docs); the model and index load once."""
+    """Run the HTTP service (OpenAPI docs at /docs); the models and index load once, in the
+    background: /health says `"ready": true` when they are in."""
     import uvicorn
 
     from qa.api import create_app
@@ -430,7 +431,7 @@ def serve(
             fg=typer.colors.YELLOW,
             err=True,
         )
-    uvicorn.run(create_app(settings), host=host, port=port)
+    uvicorn.run(create_app(settings, background=True), host=host, port=port)
 
 
 bench_app = typer.Typer(
