@@ -31,7 +31,8 @@ class Message(TypedDict):
 
 # Words that point back to something named before, when nothing before them in the question
 # names it ("Who led the Normans when they swore fealty?" points nowhere else).
-_PRONOUNS = frozenset("it its it's they them their theirs he him his she her hers".split())
+_PRONOUNS = frozenset("it its it's they them their theirs".split())
+_PERSONAL = frozenset("he him his she her hers".split())  # an acronym ("US") names no person
 _POINTERS = frozenset("this these those former latter else".split())  # always point back
 _BE = frozenset("is are was were be been being 's".split())  # "there is": no place
 _QUESTION_WORDS = frozenset(
@@ -74,7 +75,7 @@ def _content(words: Sequence[str]) -> list[str]:
     ]
 
 
-def _points_back(words: list[str], names: list[bool]) -> bool:
+def _points_back(words: list[str], names: list[bool], spelled: list[str]) -> bool:
     """A pronoun, "there" or "that" in the question points to an earlier turn."""
     for i, word in enumerate(words):
         before = words[i - 1] if i else ""
@@ -82,6 +83,9 @@ def _points_back(words: list[str], names: list[bool]) -> bool:
         if word in _POINTERS:
             return True
         if word in _PRONOUNS and not any(names[:i]):
+            return True
+        people = [n and not w.isupper() for n, w in zip(names[:i], spelled, strict=False)]
+        if word in _PERSONAL and not any(people):
             return True
         if word == "there" and after not in _BE and not (i == 1 and before in _BE):
             return True  # a place ("who was there?"), not "there are" / "is there a"
@@ -137,7 +141,8 @@ def needs_context(question: str) -> bool:
     if tuple(words[:2]) in _SWAP_OPENERS:
         return True
     names = _names(question)
-    return _points_back(words, names) or _leaves_words_out(words, any(names))
+    spelled = lexical.spelled_words(question)
+    return _points_back(words, names, spelled) or _leaves_words_out(words, any(names))
 
 
 def _own_words(turn: str) -> list[str]:

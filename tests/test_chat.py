@@ -60,6 +60,7 @@ def test_assistant_turns_are_not_carried() -> None:
         "Who was Rollo?",  # a name of its own
         "What is Project Vault's budget in dollars?",
         "Who led the Normans when they swore fealty to Charles III?",  # "they": the Normans
+        "Did Temujin change his name?",
         "Who led the US delegation that signed an MoU?",  # "that" opens a relative clause
         "Who proved there are infinitely many primes?",  # "there are": no place
         "What is a prime number?",  # words of its own
@@ -80,6 +81,7 @@ def test_questions_that_name_their_subject_stand_alone(question: str) -> None:
     [
         "How many jobs will it create in Pakistan?",  # "it" before any name
         "What did she say the project could serve as?",
+        "How much in US equipment did she say it would bring in?",  # "US" is no "she"
         "Which Indian minister was there?",  # "there": a place
         "When was that signed?",  # "that" points
         "Is this the largest mine?",
