@@ -84,7 +84,7 @@ def _points_back(words: list[str], names: list[bool], spelled: list[str]) -> boo
             return True
         if word in _PRONOUNS and not any(names[:i]):
             return True
-        people = [n and not w.isupper() for n, w in zip(names[:i], spelled, strict=False)]
+        people = [n and not w.isupper() for n, w in zip(names[:i], spelled[:i], strict=True)]
         if word in _PERSONAL and not any(people):
             return True
         if word == "there" and after not in _BE and not (i == 1 and before in _BE):
