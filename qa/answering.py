@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from qa import answer_types, lexical
+from qa import answer_types, confidence, lexical
 from qa.answer_types import OTHER, Asked
 from qa.chunking import split_sentences
 from qa.index_store import IndexView
@@ -39,6 +39,7 @@ READER_MIN_PROB = 0.1  # below this answer probability for every sentence, the s
 READER_RULE_WEIGHT = 0.3  # the rule score as a feature beside the reader's probability
 READER_MIN_SPAN_PROB = 0.3  # a short answer only when the reader's span is this likely
 READER_VETO_PROB = 0.0  # QA_READER=short: abstain when the rules' sentence is less likely than this
+EVIDENCE_SENTENCES = 3  # the rules' best sentences the reader reads for the answer's confidence
 
 # Words that ask for something rather than say what it is about: never required to be covered.
 _FILLER = frozenset(
@@ -179,11 +180,22 @@ def answer_with_reader_span(
     if rules.abstained:
         return rules
     policy = policy or ReaderPolicy()
-    best = ranked[:1]
+    # the rules' best sentence answers; the next ones are read for the calibrator's evidence
+    best = ranked[:EVIDENCE_SENTENCES]
     read = ReadSentences(kind, best, reader.read(question, reader_pairs(best, passages)), missing)
     if vetoed_by_reader(read, policy):
         return abstain(question, query, passages, why_vetoed(read, policy))
-    return with_reader_span(rules, read, policy)
+    answer = with_reader_span(rules, read, policy)
+    signals = confidence.evidence(
+        question,
+        passages,
+        read.ranked,
+        read.readings,
+        answer.short_answer,
+        rules.short_answer,
+        idf,
+    )
+    return replace(answer, evidence=signals)
 
 
 def vetoed_by_reader(read: ReadSentences, policy: ReaderPolicy) -> bool:
@@ -381,6 +393,7 @@ def abstain(
         query=query,
         citations=[],
         passages=list(passages),
+        tier=confidence.NOT_IN_SOURCES,
     )
 
 

@@ -186,10 +186,18 @@ def _engine(index: Path | None):
 
 
 def _print_answer(result, top_k_shown: int = 3) -> None:
-    style = typer.colors.YELLOW if result.abstained else typer.colors.GREEN
+    guess = result.tier == "best_guess"
+    style = typer.colors.YELLOW if result.abstained or guess else typer.colors.GREEN
+    if guess:
+        typer.secho(
+            f"Best guess (confidence {result.confidence:.0%}): not sure; check the quotes.",
+            fg=style,
+        )
     typer.secho(result.answer, fg=style, bold=True)
     if result.short_answer:
         typer.echo(f"Short answer: {result.short_answer}")
+    if result.confidence is not None and not guess:
+        typer.echo(f"Confident: {result.confidence:.0%} likely right")
     for c in result.citations:
         date = f", {c.date}" if c.date else ""
         where = _where(c)
@@ -330,6 +338,10 @@ def eval_(
     min_support: Annotated[
         float | None, typer.Option(help="Fail below this share of answers whose quotes hold gold.")
     ] = None,
+    min_confident_precision: Annotated[
+        float | None,
+        typer.Option(help="Fail below this share of confident answers that are right."),
+    ] = None,
     min_rewrite_accuracy: Annotated[
         float | None,
         typer.Option(help="Conversation sets: fail below this share of turns rewritten right."),
@@ -379,6 +391,7 @@ def eval_(
         max_wrong_abstain,
         min_verbatim,
         min_support,
+        min_confident_precision,
     )
     if conversation:
         if any(v is not None for v in answer_options):
@@ -396,6 +409,7 @@ def eval_(
         max_wrong_abstain=max_wrong_abstain,
         min_verbatim=min_verbatim,
         min_support=min_support,
+        min_confident_precision=min_confident_precision,
     )
     try:
         with ExitStack() as stack:
@@ -899,3 +913,39 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+@train_app.command("calibrator")
+def train_calibrator(
+    sets: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Eval sets to learn from (default: squad2-heldout, news-dev-calib)."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where the model goes.")] = Path("models/calibrator"),
+    examples: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the asked questions' evidence here, and reuse it when it exists "
+            "(refitting then takes seconds)."
+        ),
+    ] = Path("reports/calibrator/examples.jsonl"),
+) -> None:
+    """Learn how likely an answer is right from its evidence (seeded; see models/calibrator)."""
+    from qa import calibrator_training
+    from qa.embedding import is_terminal
+
+    set_dirs = sets or [Path("eval/sets") / name for name in calibrator_training.TRAIN_SETS]
+    try:
+        figures = calibrator_training.train(
+            set_dirs, out, examples, progress=is_terminal(), say=typer.echo
+        )
+    except (QAError, ValueError) as exc:
+        raise _fail(exc, 2) from exc
+    for name, f in figures["out_of_fold"].items():
+        typer.echo(
+            f"{name}: {f['answers']} answers, {f['right']:.3f} right, out-of-fold AUC "
+            f"{f['auc'] or float('nan'):.3f}, ECE {f['ece']:.3f}"
+        )
+    typer.echo(json.dumps(figures["tiers_out_of_fold"], indent=1))
+    typer.echo(f"signals: {figures['contributions']}")
+    typer.echo(f"saved to {out} (plot: {out / 'calibration.png'})")

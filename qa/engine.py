@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qa import answering, chat, generation, llm, locations, reranking, retrieval
+from qa import answering, chat, confidence, generation, llm, locations, reranking, retrieval
 from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, check_runtime, default_embedder, index_runtime
 from qa.errors import IndexMismatch, InvalidInput
@@ -30,6 +30,8 @@ class Engine:
         settings: Settings | None = None,
         generator: llm.Generator | None = None,
         reader: Reader | None = None,
+        calibrator: confidence.Calibrator | None = None,
+        calibrated: bool = True,
     ) -> None:
         self.settings = settings or get_settings()
         self.store: IndexStore = open_store(index_dir, self.settings)
@@ -46,6 +48,9 @@ class Engine:
         # when QA_READER=off).
         rerank = self.settings.rerank
         self.reranker = (self.reader or reader or default_reader()) if rerank else None
+        # How sure an answer is, from the reader's and the rules' evidence (qa/confidence.py);
+        # `calibrated=False`: unrated answers, as `qa train calibrator` collects them.
+        self.calibrator = (calibrator or confidence.default_calibrator()) if calibrated else None
         self._lock = threading.Lock()
         self._snapshot: IndexView | None = None
         self._idf: answering.Idf | None = None
@@ -162,6 +167,7 @@ class Engine:
                     self.reader_policy,
                     self.min_coverage,
                 )
+                answer = self._rated(r, answer)
             else:
                 answer = answering.answer(r.question, r.query, r.passages, idf, self.min_coverage)
             return iter([generation.Final(answer)])
@@ -176,6 +182,33 @@ class Engine:
             min_coverage=self.min_coverage,
             on_checks=on_checks,
         )
+
+    def _rated(self, r: _Retrieved, answer: Answer) -> Answer:
+        """The answer with its calibrated confidence and tier: a short answer only when
+        confident; below the calibrator's lower boundary, the sources don't say."""
+        if answer.abstained or not answer.evidence:
+            return answer
+        answer = replace(answer, evidence=answer.evidence | self._closeness(r, answer))
+        if self.calibrator is None:
+            return answer
+        p = self.calibrator.probability(answer.evidence)
+        tier = self.calibrator.tier(p)
+        if tier == confidence.NOT_IN_SOURCES:
+            why = (
+                f"the closest sentence is unlikely to answer it (confidence {p:.2f}, below "
+                f"{self.calibrator.guess_at:.2f})"
+            )
+            return answering.abstain(r.question, r.query, r.passages, why)
+        short = answer.short_answer if tier == confidence.ANSWER else None
+        return replace(answer, confidence=round(p, 4), tier=tier, short_answer=short)
+
+    def _closeness(self, r: _Retrieved, answer: Answer) -> dict[str, float]:
+        """How close in meaning the question is to the first quote, and to the passage it
+        stands in, by the encoder (one more call, with both texts)."""
+        quote = answer.citations[0].quote if answer.citations else ""
+        passage = r.passages[0].text if r.passages else ""
+        q, s, p = self.embedder.embed_queries([r.question, quote, passage])
+        return {"quote_cosine": float(q @ s), "passage_cosine": float(q @ p)}
 
     def _retrieve(
         self,

@@ -99,3 +99,16 @@ class Answer:
     mode: str = "extractive"
     notes: list[str] = field(default_factory=list)
     removed_sentences: int = 0  # generated sentences dropped because no cited quote supports them
+    # How sure it is (qa/confidence.py): the probability that the answer is right (None where
+    # nothing calibrated rates it: an LLM's answer, or QA_READER=off), and its tier: "answer"
+    # (confident; the only tier with a short answer), "best_guess", "not_in_sources".
+    confidence: float | None = None
+    tier: str = "answer"
+    evidence: dict[str, float] = field(default_factory=dict)  # what the confidence was made of
+
+    @property
+    def confident(self) -> bool | None:
+        """Whether qa is sure of it: None where no calibrated confidence exists."""
+        if self.abstained:
+            return False
+        return None if self.confidence is None else self.tier == "answer"

@@ -141,6 +141,25 @@ class AskResponse(BaseModel):
     removed_sentences: int = Field(
         0, description="Generated sentences removed because no cited quote supports them."
     )
+    confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="The calibrated probability that the answer is right (models/calibrator); "
+        "null where nothing calibrated rates it: an abstention, an LLM's answer (its sentences "
+        "are verified against their quotes instead), or QA_READER=off.",
+    )
+    confident: bool | None = Field(
+        None,
+        description="Whether qa is sure of the answer (confidence at or above the calibrator's "
+        "`answer_at`); only a confident answer has a `short_answer`. false when it abstains; "
+        "null where no calibrated confidence exists (LLM mode).",
+    )
+    tier: Literal["answer", "best_guess", "not_in_sources"] = Field(
+        "answer",
+        description='"answer": confident; "best_guess": shown as uncertain, with its quotes and '
+        'no short answer; "not_in_sources": the sources don\'t say (abstained).',
+    )
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
@@ -155,6 +174,9 @@ class AskResponse(BaseModel):
             mode=a.mode,
             notes=a.notes,
             removed_sentences=a.removed_sentences,
+            confidence=a.confidence,
+            confident=a.confident,
+            tier=a.tier,
         )
 
 

@@ -86,13 +86,17 @@ def show_answer(i: int, question: str, answer: AskResponse) -> None:
             for j, p in enumerate(answer.passages):
                 related_card(i, j, p)
     else:
-        if answer.short_answer:
+        if answer.tier == "best_guess":  # no tick and no short answer: a guess looks like one
+            st.info(render.best_guess_note(answer.confidence), icon=":material/help:")
+        elif answer.short_answer:
             short = render.escape_markdown(answer.short_answer)
             st.success(f"Short answer: **{short}**", icon=":material/check_circle:")
         st.markdown(render.answer_markdown(answer.answer))
         for c in answer.citations:
             source_card(i, c, answer.passages)
     details = [answer.mode, f"{answer.timings_ms.get('total', 0):.0f} ms"]
+    if answer.confidence is not None:
+        details.insert(0, render.confidence_label(answer.confidence, answer.confident))
     notes = render.answer_notes(answer.notes, answer.removed_sentences)
     st.caption(" · ".join(details + [render.escape_markdown(n) for n in notes]))
 

@@ -114,3 +114,17 @@ def answer_notes(notes: Sequence[str], removed_sentences: int) -> list[str]:
         plural = "s" if removed_sentences != 1 else ""
         return [*notes, f"{removed_sentences} unsupported sentence{plural} removed"]
     return list(notes)
+
+
+def best_guess_note(confidence: float | None) -> str:
+    """What a person reads above an answer qa is not sure of."""
+    sure = f" (confidence {confidence:.0%})" if confidence is not None else ""
+    return (
+        f"**Best guess**{sure}: qa is not sure this answers your question. "
+        "Check the quotes below before relying on it."
+    )
+
+
+def confidence_label(confidence: float, confident: bool | None) -> str:
+    """The caption's word on how sure the answer is."""
+    return f"{'confident' if confident else 'best guess'}, {confidence:.0%} likely right"

@@ -127,6 +127,17 @@ class Scorer:
         }
 
 
+def is_right(unanswerable: bool, flags: dict[str, Any]) -> bool:
+    """Whether an answer is right: the question is answerable, the answer holds a gold answer,
+    and its short answer, if it shows one, matches one (exact match after SQuAD normalization,
+    or F1 >= 0.8). `flags`: `Scorer.answer`'s."""
+    if unanswerable or flags["abstained"] or not flags["fact_hit"]:
+        return False
+    if flags["short_answer"] is None:
+        return True
+    return bool(flags["em"]) or (flags["f1"] or 0.0) >= 0.8
+
+
 def outcome(q: EvalQuestion, flags: dict[str, Any]) -> str:
     """A one-word verdict, to find failures quickly in the results file."""
     if q.unanswerable:
@@ -134,3 +145,47 @@ def outcome(q: EvalQuestion, flags: dict[str, Any]) -> str:
     if flags["abstained"]:
         return "WRONG-ABSTAIN"
     return "ok" if flags["fact_hit"] else "MISSED"
+
+
+# How well a confidence separates right answers from wrong ones (qa eval, qa train calibrator).
+
+BINS = 10  # reliability diagram and expected calibration error
+
+
+def auc(p: np.ndarray, y: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else None
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> list[dict[str, float]]:
+    """Equal-width bins of the predicted probability: mean prediction, share right, count."""
+    rows = []
+    edges = np.linspace(0, 1, bins + 1)
+    for i in range(bins):
+        inside = (p >= edges[i]) & ((p < edges[i + 1]) if i < bins - 1 else (p <= 1))
+        if inside.any():
+            rows.append(
+                {"predicted": float(p[inside].mean()), "right": float(y[inside].mean()),
+                 "n": int(inside.sum())}
+            )  # fmt: skip
+    return rows
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> float:
+    """Expected calibration error: the count-weighted gap between prediction and share right."""
+    rows = reliability(p, y, bins)
+    return float(sum(r["n"] * abs(r["predicted"] - r["right"]) for r in rows) / max(len(p), 1))
+
+
+def risk_coverage(p: np.ndarray, y: np.ndarray) -> list[dict[str, float]]:
+    """Answers kept from the most confident down: coverage (share kept) and precision."""
+    order = np.argsort(-p, kind="stable")
+    right = np.cumsum(y[order])
+    n = np.arange(1, len(p) + 1)
+    step = max(1, len(p) // 50)
+    return [
+        {"threshold": float(p[order][k]), "coverage": float(n[k] / len(p)),
+         "precision": float(right[k] / n[k])}
+        for k in list(range(0, len(p), step)) + [len(p) - 1]
+    ]  # fmt: skip

@@ -187,6 +187,7 @@ def summary_tables(summary: dict[str, Any]) -> str:
             answer_rows,
         ),
         llm_lines(s),
+        confidence_lines(s.get("confidence") or {}),
         calibration_table(s["calibration"], s.get("min_coverage", answering.MIN_COVERAGE)),
         calibration_table(
             s.get("reader_calibration") or [],
@@ -206,6 +207,51 @@ def summary_tables(summary: dict[str, Any]) -> str:
         f" (p50 of parts: {parts})",
     ]
     return "\n\n".join(part for part in parts_md if part)
+
+
+def confidence_lines(c: dict[str, Any]) -> str:
+    """The calibrated confidence: each tier's size and precision, the confident answers'
+    coverage, the short answers shown, and calibration (plot: confidence.png)."""
+    if not c:
+        return ""
+    rows = [
+        [t.replace("_", " "), str(f["n"]), _fmt(f["right"]) if t != "not_in_sources" else "-"]
+        for t, f in c["tiers"].items()
+    ]
+    return (
+        "Confidence (tiers by the calibrated probability that the answer is right)\n\n"
+        + markdown_table(["tier", "questions", "right"], rows)
+        + f"\n\nConfident answers right {_fmt(c['confident_precision'])}, covering "
+        f"{_fmt(c['confident_coverage'])} of the answerable questions, confident on "
+        f"{_fmt(c['confident_on_unanswerable'])} of the unanswerable; {c['short_shown']} short "
+        f"answers shown, right {_fmt(c['short_shown_right'])}. Over the {c['rated']} rated "
+        f"answers: ECE {_fmt(c['ece'])}, AUC {_fmt(c['auc'])} (confidence.png)."
+    )
+
+
+def plot_confidence(summary: dict[str, Any], path: Path) -> Path | None:
+    """Reliability diagram and risk-coverage curve of the set's rated answers."""
+    c = summary.get("confidence") or {}
+    if not c.get("rated"):
+        return None
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    rel = c["reliability"]
+    left.plot([0, 1], [0, 1], color="gray", ls=":", label="perfectly calibrated")
+    left.plot([r["predicted"] for r in rel], [r["right"] for r in rel], "o-",
+              label=f"answers (ECE {_fmt(c['ece'])})")  # fmt: skip
+    left.set(xlabel="confidence", ylabel="share right", xlim=(0, 1), ylim=(0, 1.02))
+    left.set_title("Reliability diagram")
+    curve = c["risk_coverage"]
+    right.plot([r["coverage"] for r in curve], [r["precision"] for r in curve], "-",
+               label=f"most confident first (AUC {_fmt(c['auc'])})")  # fmt: skip
+    right.set(xlabel="coverage (share of rated answers kept)", ylabel="precision", ylim=(0, 1.02))
+    right.set_title("Risk-coverage")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def llm_lines(summary: dict[str, Any]) -> str:
@@ -405,7 +451,7 @@ def plot_calibration(
 
 
 def write_outputs(run: EvalRun, out_dir: Path) -> dict[str, Path]:
-    """results.jsonl, summary.json, report.md and report.png in `out_dir`."""
+    """results.jsonl, summary.json, report.md, report.png and confidence.png in `out_dir`."""
     out_dir = Path(out_dir)
     paths = {
         "results": out_dir / "results.jsonl",
@@ -418,6 +464,8 @@ def write_outputs(run: EvalRun, out_dir: Path) -> dict[str, Path]:
     write_json({"info": run.info, **run.summary}, paths["summary"])
     write_text(paths["report"], markdown_report(run) + "\n")
     plot(run, paths["plot"])
+    if confidence_plot := plot_confidence(run.summary, out_dir / "confidence.png"):
+        paths["confidence_plot"] = confidence_plot
     return paths
 
 

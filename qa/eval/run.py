@@ -18,7 +18,7 @@ from typing import Any
 
 from qa import answering, chat, reranking, retrieval
 from qa.errors import QAError
-from qa.eval.metrics import Scorer, first_hit, outcome
+from qa.eval.metrics import Scorer, first_hit, is_right, outcome
 from qa.eval.report import run_info
 from qa.eval.sets import EvalQuestion, build_index, default_index_dir, load_questions, load_set
 from qa.eval.summary import (
@@ -80,6 +80,9 @@ def evaluate_question(
         "timings_ms": result.timings_ms,
         "mode": result.mode,
         "removed_sentences": result.removed_sentences,
+        "confidence": result.confidence,
+        "tier": result.tier,
+        "right": is_right(q.unanswerable, main),
         "retrieval": {},
         "answers_by_retriever": {},
         "top_passages": [_passage_brief(p) for p in result.passages[:3]],

@@ -24,7 +24,7 @@ from qa.errors import InvalidInput, MissingData
 SET_FILE = "set.toml"
 # question file formats: ours (eval/README.md), SQuAD's flattened rows, squad2-train's rows,
 # and turns of conversations labelled with what the follow-up rewrite must do
-FORMATS = ("qa", "squad", "squad2", "conversation")
+FORMATS = ("qa", "squad", "squad2", "realtimeqa", "conversation")
 CONVERSATION = "conversation"
 
 
@@ -111,6 +111,8 @@ class EvalSet:
                     if qfile.articles and row["article"] not in qfile.articles:
                         continue
                     row = from_squad2(row, paragraphs)
+                elif qfile.format == "realtimeqa":
+                    row = from_realtimeqa(row)
                 yield where, row
 
 
@@ -209,6 +211,22 @@ def from_squad2(row: dict[str, Any], paragraphs: dict[tuple[str, int], str]) -> 
         "unanswerable": unanswerable,
         "history": [],
         "note": f"SQuAD 2.0 dev, {row['article']} paragraph {row['para']}",
+    }
+
+
+def from_realtimeqa(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of a news-dev set (../shared/tools/news-dev/build.py) in our format: a question
+    whose answer no retrieved article holds verbatim counts as unanswerable from the corpus."""
+    in_corpus = bool(row["answer_in_corpus"])
+    return {
+        "id": row["id"],
+        "question": row["question"],
+        "answers": list(row["answers"]) if in_corpus else [],
+        "doc_id": f"{row['doc_ids'][0]}.txt" if in_corpus else None,
+        "evidence": None,
+        "unanswerable": not in_corpus,
+        "history": [],
+        "note": f"RealTime QA week {row['week']}",
     }
 
 

@@ -7,8 +7,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from qa import retrieval
-from qa.eval.metrics import mean, mean_reciprocal_rank, percentile, recall_at_k
+from qa.eval.metrics import (
+    auc,
+    ece,
+    mean,
+    mean_reciprocal_rank,
+    percentile,
+    recall_at_k,
+    reliability,
+    risk_coverage,
+)
 
 KS = (1, 5, 10)  # recall@k and hit@k reported; the curve goes 1..MAX_K
 MAX_K = 10
@@ -75,6 +86,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "answers_with_removals": mean([r["removed_sentences"] > 0 for r in records]),
         "retrieval": retrieval_summary,
         "answers": answers_summary,
+        "confidence": confidence_figures(records),
         **({"llm": llm_figures(records)} if llm else {}),
         "latency_ms": {
             "p50": percentile(latencies, 50),
@@ -83,6 +95,46 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "max": max(latencies, default=None),
             "p50_parts": parts,
         },
+    }
+
+
+def confidence_figures(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How honest the calibrated confidence is over the set: each tier's precision, the share
+    of answerable questions answered confidently, confident answers on unanswerable ones, the
+    short answers shown (only confident ones have one) and how often they are right, and over
+    the rated answers the expected calibration error, AUC, reliability and risk-coverage."""
+    if not records or "tier" not in records[0]:
+        return {}
+    answerable = [r for r in records if not r["unanswerable"]]
+    unanswerable = [r for r in records if r["unanswerable"]]
+    tiers = {
+        t: {
+            "n": sum(r["tier"] == t for r in records),
+            "right": mean([r["right"] for r in records if r["tier"] == t]),
+        }
+        for t in ("answer", "best_guess", "not_in_sources")
+    }
+    confident = [r for r in records if r["tier"] == "answer" and not r["abstained"]]
+    shown = [r for r in confident if r["short_answer"]]
+    rated = [r for r in records if r.get("confidence") is not None]
+    p = np.array([r["confidence"] for r in rated], dtype=float)
+    y = np.array([r["right"] for r in rated], dtype=int)
+    return {
+        "tiers": tiers,
+        "confident_precision": mean([r["right"] for r in confident]),
+        "confident_coverage": mean(
+            [r["tier"] == "answer" and not r["abstained"] for r in answerable]
+        ),
+        "confident_on_unanswerable": mean(
+            [r["tier"] == "answer" and not r["abstained"] for r in unanswerable]
+        ),
+        "short_shown": len(shown),
+        "short_shown_right": mean([bool(r["em"]) or (r["f1"] or 0.0) >= 0.8 for r in shown]),
+        "rated": len(rated),
+        "ece": ece(p, y) if len(rated) else None,
+        "auc": auc(p, y) if len(rated) else None,
+        "reliability": reliability(p, y) if len(rated) else [],
+        "risk_coverage": risk_coverage(p, y) if len(rated) else [],
     }
 
 
@@ -179,6 +231,12 @@ THRESHOLDS = {  # keyword -> (option, label, path in the summary, at_least)
         False,
     ),
     "min_verbatim": ("--min-verbatim", "verbatim", ("answers", PIPELINE, "verbatim"), True),
+    "min_confident_precision": (
+        "--min-confident-precision",
+        "confident answers right",
+        ("confidence", "confident_precision"),
+        True,
+    ),
     "min_support": ("--min-support", "support", ("answers", PIPELINE, "support"), True),
     # conversation sets (qa.eval.rewrites): the follow-up rewrite right, over all turns
     "min_rewrite_accuracy": (
