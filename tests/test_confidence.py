@@ -16,8 +16,8 @@ from qa import confidence
 from qa.api import create_app
 from qa.calibrator_training import Example, answer_boundary, train
 from qa.cli import app
-from qa.config import Settings
 from qa.confidence import FEATURES, Calibrator, CalibratorError, default_calibrator, load
+from qa.config import Settings
 from qa.engine import Engine
 from qa.eval.metrics import ece, reliability, risk_coverage
 
@@ -63,7 +63,9 @@ def test_the_shipped_calibrator_reads_every_signal_and_rates_in_zero_one(engine)
     ("p", "tier", "short", "confident"),
     [(0.9, "answer", True, True), (0.5, "best_guess", False, False)],
 )
-def test_only_a_confident_answer_has_a_short_answer(seed_index, embedder, p, tier, short, confident):
+def test_only_a_confident_answer_has_a_short_answer(
+    seed_index, embedder, p, tier, short, confident
+):
     engine = Engine(seed_index, embedder, calibrator=constant(p, answer_at=0.8, guess_at=0.2))
     answer = engine.ask(QUESTION)
     assert not answer.abstained and answer.citations
@@ -143,9 +145,7 @@ def _examples(n: int = 400) -> list[Example]:
         prob = float(rng.uniform())
         right = bool(rng.uniform() < prob)
         evidence = {f: float(rng.normal()) for f in FEATURES} | {"reader_prob": prob}
-        out.append(
-            Example("synthetic", f"group {i % 4}", f"q{i}", False, False, right, evidence)
-        )
+        out.append(Example("synthetic", f"group {i % 4}", f"q{i}", False, False, right, evidence))
     return out
 
 
