@@ -167,3 +167,42 @@ def test_llm_mode_streams_only_the_verified_answer(llm_client):
     plain = llm_client.post("/v1/chat/completions", json=body | {"stream": False}).json()
     assert plain["choices"][0]["message"]["content"] == ask["answer"]
     assert plain["choices"][0]["message"]["citations"] == ask["citations"]
+
+
+def test_other_refusals_keep_the_openai_shape(server, http):
+    def error_of(response, status: int) -> dict:
+        assert response.status_code == status, response.text
+        assert set(response.json()) == {"error"}
+        return response.json()["error"]
+
+    assert error_of(http.get("/v1/chat/completions"), 405)["code"] == "method_not_allowed"
+    assert error_of(http.get("/v1/nothing"), 404)["code"] == "not_found"
+    big = http.post(
+        "/v1/chat/completions", content=b"x" * 5_000_000, headers={"Content-Type": "text/plain"}
+    )
+    assert "MB" in error_of(big, 413)["message"]
+    broken = http.post(
+        "/v1/chat/completions", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert error_of(broken, 400)["type"] == "invalid_request_error"
+    assert set(http.get("/nothing").json()) == {"error", "message"}  # the service's own shape
+
+
+def test_an_unexpected_failure_is_a_500_in_openai_shape(seed_index, embedder):
+    from qa.api import get_engine
+
+    class Broken:
+        generator = None
+
+        def ask(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    engine = Engine(seed_index, embedder, Settings(_env_file=None))
+    app = create_app(Settings(_env_file=None), engine=engine)
+    app.dependency_overrides[get_engine] = lambda: Broken()
+    body = {"model": "qa-extractive", "messages": [{"role": "user", "content": "Who?"}]}
+    with TestClient(app, raise_server_exceptions=False) as c:
+        response = c.post("/v1/chat/completions", json=body)
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    assert "boom" not in response.text
