@@ -9,6 +9,7 @@ clients parse, `{"error": {"message", "type", "code", "param"}}`, not the servic
 """
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,8 @@ from qa.errors import InvalidInput, NotFound
 from qa.generation import Final, Token
 from qa.models import Answer
 from qa.schemas import MAX_HISTORY, TOP_K_DOC, AskResponse, CitationOut, FiltersIn
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/v1"
 MODES = {"qa-extractive": "extractive", "qa-llm": "llm"}  # model id -> answering mode
@@ -214,8 +217,12 @@ def chunks(events: Iterable[Token | Final], model: str) -> Iterator[str]:
     """The `data:` frames of a streamed reply: the role, then the verified answer with its
     citations (the LLM's raw tokens are never sent: they are unchecked), then `stop` and
     `[DONE]`. An error after the stream began leaves as an `error` frame, as OpenAI's does."""
-    head = {"id": _new_id(), "object": "chat.completion.chunk", "created": int(time.time())}
-    head["model"] = model
+    head = {
+        "id": _new_id(),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
 
     def frame(delta: dict[str, Any], finish: str | None = None) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
@@ -224,9 +231,11 @@ def chunks(events: Iterable[Token | Final], model: str) -> Iterator[str]:
     yield frame({"role": "assistant", "content": ""})
     try:
         final = next(e for e in events if isinstance(e, Final))
-    except Exception as exc:  # the engine promises not to raise; a stream must end cleanly
-        error = {"message": f"the answer failed: {exc}", "type": "server_error", "code": None}
-        yield f"data: {json.dumps({'error': error}, ensure_ascii=False)}\n\n"
+    except Exception:  # the engine promises not to raise; a stream must end cleanly anyway
+        log.exception("a streamed answer failed")
+        message = "unexpected error; the server log has the details"
+        error = {"message": message, "type": "server_error", "code": "internal"}
+        yield f"data: {json.dumps({'error': error})}\n\n"
         return
     yield frame(message_fields(final.answer))
     yield frame({}, "stop")

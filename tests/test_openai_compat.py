@@ -3,11 +3,14 @@ loopback port (plain, streamed, wrong key, bad bodies), and LLM mode in process.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from qa import openai_compat
 from qa.api import create_app
 from qa.config import Settings
 from qa.engine import Engine
@@ -206,3 +209,16 @@ def test_an_unexpected_failure_is_a_500_in_openai_shape(seed_index, embedder):
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "server_error"
     assert "boom" not in response.text
+
+
+def test_a_stream_that_fails_midway_ends_with_an_error_frame():
+    def events():
+        raise RuntimeError("boom")
+        yield  # a generator, failing on its first step, as a stream would
+
+    frames = list(openai_compat.chunks(events(), "qa-extractive"))
+    first = json.loads(frames[0].removeprefix("data: "))
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+    last = json.loads(frames[-1].removeprefix("data: "))
+    assert last["error"]["type"] == "server_error" and len(frames) == 2
+    assert "boom" not in "".join(frames)
