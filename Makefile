@@ -57,9 +57,18 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The tests over the paths that depend on the runtimes `auto` picks by CPU (the encoder, the
+# reader, the engine and the service's start-up), run again as on each kind of CPU whatever this
+# machine is (`pytest --cpu` sets QA_CPU for the tests and every service they start).
+CPU_TESTS := tests/test_runtimes.py tests/test_startup.py tests/test_reader.py tests/test_answering.py
+
 test: lint install-llm
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cpu=amx $(CPU_TESTS)
+	$(BIN)/python -m pytest --cpu=avx2 $(CPU_TESTS)
 	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news --min-answer-recall 0.85 --skip-if-missing
+	$(BIN)/qa eval eval/sets/conversations --out reports/conversations --min-rewrite-accuracy 0.95
+	$(BIN)/qa eval eval/sets/conversations-blind --out reports/conversations-blind --min-rewrite-accuracy 0.9
 
 eval: install
 	$(BIN)/qa eval eval/sets/squad-dev --out reports/squad-dev
@@ -67,6 +76,8 @@ eval: install
 	$(BIN)/qa eval eval/sets/squad-dev-blind --index index/eval-squad-dev --no-build --out reports/squad-dev-blind
 	$(BIN)/qa eval eval/sets/seed-news-blind --index index/eval-seed-news --no-build --out reports/seed-news-blind
 	$(BIN)/qa eval eval/sets/seed-news-preamble --index index/eval-seed-news --no-build --out reports/seed-news-preamble
+	$(BIN)/qa eval eval/sets/conversations --out reports/conversations
+	$(BIN)/qa eval eval/sets/conversations-blind --out reports/conversations-blind
 
 bench: install
 	$(BIN)/qa bench index

@@ -7,21 +7,27 @@ types; ids are unique within a set; answerable questions have a doc_id that is a
 corpus (the id `qa index` gives it), every answer and the evidence occur verbatim in that
 document, and at least one answer occurs in the evidence; unanswerable questions have
 answers == [], doc_id == null and evidence == null; history is a list of
-{"role": "user"|"assistant", "content": str}. A set whose shared data is missing is skipped
+{"role": "user"|"assistant", "content": str}. Conversation sets (format "conversation") hold
+turns instead: each has a history, a doc_id of the corpus, and labels whose every phrase
+(`carry`, `drop`) is words of the earlier turns. A set whose shared data is missing is skipped
 with the reason. Prints counts per set; exits 1 on any problem.
 
 Usage: python eval/validate_sets.py [SETS_DIR]   (with the project installed, e.g. .venv/bin/python)
 """
 
 import os
+import re
 import sys
 
+from qa import lexical
 from qa.errors import InvalidInput, MissingData
 from qa.eval.sets import load_set
 from qa.ingest import discover
 
 KEYS = ("id", "question", "answers", "doc_id", "evidence", "unanswerable", "history")
 OPTIONAL = ("note",)  # free text: where a question comes from, or why it is unanswerable
+TURN_KEYS = ("id", "question", "history", "doc_id", "carry", "drop")
+POSSESSIVE = re.compile(r"['’]s$")
 
 
 def check_history(hist, where, errors):
@@ -88,6 +94,72 @@ def check_row(row, where, docs, errors):
         errors.append(f"{where}: no answer occurs inside the evidence")
 
 
+def label_words(text):
+    """Words as the rewrite measure compares them (qa.eval.rewrites): lower case, no 's."""
+    return {POSSESSIVE.sub("", w) for w in lexical.words(text)}
+
+
+def check_turn(row, where, docs, errors):
+    """A conversation turn: keys and types, a history, its document, labels from the history."""
+    missing = [k for k in TURN_KEYS if k not in row]
+    if missing:
+        errors.append(f"{where}: missing keys {missing}")
+        return
+    extra = sorted(set(row) - set(TURN_KEYS) - set(OPTIONAL))
+    if extra:
+        errors.append(f"{where}: unexpected keys {extra}")
+    if not isinstance(row["id"], str) or not row["id"]:
+        errors.append(f"{where}: id must be a non-empty string")
+    if not isinstance(row["question"], str) or not row["question"].strip():
+        errors.append(f"{where}: question must be a non-empty string")
+    if not row["history"]:
+        errors.append(f"{where}: a turn needs the earlier turns in history")
+        return
+    check_history(row["history"], where, errors)
+    if row["doc_id"] is not None and row["doc_id"] not in docs:
+        errors.append(f"{where}: doc_id {row['doc_id']!r} is not a document of the corpus")
+    carry, drop = row["carry"], row["drop"]
+    phrases = [p for item in carry for p in ([item] if isinstance(item, str) else item)]
+    ok = isinstance(carry, list) and all(
+        isinstance(i, str) or (isinstance(i, list) and i) for i in carry
+    )
+    if not ok or not all(isinstance(p, str) and p.strip() for p in phrases):
+        errors.append(f"{where}: carry must be a list of phrases or lists of phrases")
+        return
+    if not isinstance(drop, list) or not all(isinstance(w, str) and w.strip() for w in drop):
+        errors.append(f"{where}: drop must be a list of words")
+        return
+    earlier = set()
+    for msg in row["history"]:
+        earlier |= label_words(msg["content"])
+    for phrase in phrases + drop:
+        if not label_words(phrase) <= earlier:
+            errors.append(f"{where}: {phrase!r} is not words of the earlier turns")
+    carried = set().union(*(label_words(p) for p in phrases)) if phrases else set()
+    for word in drop:
+        if label_words(word) & carried:
+            errors.append(f"{where}: {word!r} is both to carry and to drop")
+
+
+def check_turns(rows, docs, errors):
+    counts = {"follow-up": 0, "stands alone": 0, "total": 0}
+    seen = set()
+    for where, row in rows:
+        if not isinstance(row, dict):
+            errors.append(f"{where}: not a JSON object")
+            continue
+        rid = row.get("id")
+        if rid in seen:
+            errors.append(f"{where}: duplicate id {rid!r}")
+        seen.add(rid)
+        before = len(errors)
+        check_turn(row, f"{where} ({rid})", docs, errors)
+        if len(errors) == before:
+            counts["total"] += 1
+            counts["follow-up" if row["carry"] else "stands alone"] += 1
+    return counts
+
+
 def corpus_texts(eval_set):
     """The corpus's documents by the id `qa index` gives them (files read raw, as written)."""
     files, _ = discover(eval_set.corpus)
@@ -110,6 +182,11 @@ def check_set(set_dir, errors):
         return None
     except (InvalidInput, ValueError) as exc:
         errors.append(f"{name}: {exc}")
+        return counts
+    if eval_set.is_conversation:
+        counts = check_turns(rows, docs, errors)
+        if counts["total"] == 0:
+            errors.append(f"{name}: no valid turns")
         return counts
     seen = set()
     for where, row in rows:
@@ -142,6 +219,12 @@ def main():
     for name in names:
         c = check_set(os.path.join(sets_dir, name), errors)
         if c is None:
+            continue
+        if "stands alone" in c:
+            print(
+                f"{name}: {c['total']} valid conversation turns: {c['follow-up']} follow-ups, "
+                f"{c['stands alone']} standing alone"
+            )
             continue
         print(
             f"{name}: {c['total']} valid questions: {c['answerable']} answerable, "

@@ -1,18 +1,21 @@
 """The HTTP service: the Engine behind FastAPI routes, with OpenAPI docs at /docs.
 
-The model and the index load once, in the lifespan handler; routes are plain `def` functions, so
-the CPU work runs in the thread pool and never blocks the event loop. Every error, the library's
-and FastAPI's own, leaves as one body shape: `{"error": code, "message": what to do}`, except on
-the OpenAI-compatible /v1 routes, whose errors take the shape OpenAI's clients parse
-(`qa.openai_compat`). The MCP server's streamable HTTP transport answers at /mcp
-(`qa.mcp_server`). The same API key guards all three.
+The models (both runtimes of the encoder, the reader) and the index load once, at start: `qa serve`
+loads them in the background, so `/health` answers at once with `"ready": false` until they are
+in, while every other route waits for them; no question or upload ever waits for a model to load
+on first use. Routes are plain `def` functions, so the CPU work runs in the thread pool and never
+blocks the event loop. Every error, the library's and FastAPI's own, leaves as one body shape:
+`{"error": code, "message": what to do}`, except on the OpenAI-compatible /v1 routes, whose errors
+take the shape OpenAI's clients parse (`qa.openai_compat`). The MCP server's streamable HTTP
+transport answers at /mcp (`qa.mcp_server`). The same API key guards all three.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -28,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from qa import __version__ as qa_version
 from qa import mcp_server, openai_compat, sse
 from qa.config import Settings, get_settings
-from qa.embedding import Embedder, default_embedder
+from qa.embedding import MODEL_NAME, Embedder, default_embedder
 from qa.engine import Engine
 from qa.errors import (
     Busy,
@@ -40,6 +43,7 @@ from qa.errors import (
     StoreUnavailable,
 )
 from qa.microbatch import BatchedEmbedder
+from qa.reader import Pair
 from qa.schemas import (
     AskRequest,
     AskResponse,
@@ -188,15 +192,53 @@ class _BodyLimit:
         await self.app(scope, receive, send)
 
 
+class Startup:
+    """Loads the service's engine (its models and index) and upload jobs once, in a thread of its
+    own, so the server answers `/health` while they load; `wait` blocks until they are in."""
+
+    def __init__(self, load: Callable[[], tuple[Engine, Jobs]], background: bool) -> None:
+        self._load = load
+        self._done = threading.Event()
+        self.engine: Engine | None = None
+        self.jobs: Jobs | None = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="qa-startup", daemon=True)
+        self._thread.start()
+        if not background:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            self.engine, self.jobs = self._load()
+        except Exception as exc:  # the service stays up to say why (/health, every route)
+            log.exception("the service could not load its models")
+            self.error = f"the service could not load its models: {type(exc).__name__}: {exc}"
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set() and self.error is None
+
+    def wait(self) -> tuple[Engine, Jobs]:
+        self._done.wait()
+        if self.engine is None or self.jobs is None:
+            raise StoreUnavailable(self.error or "the service is shutting down")
+        return self.engine, self.jobs
+
+    def close(self) -> None:
+        self._thread.join()
+
+
 # Dependencies: the engine, jobs and settings live on app.state, set by the lifespan handler.
 
 
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+    return request.app.state.startup.wait()[0]
 
 
 def get_jobs(request: Request) -> Jobs:
-    return request.app.state.jobs
+    return request.app.state.startup.wait()[1]
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -245,25 +287,38 @@ class _KeyGuard:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """The service over `engine` (default: one on `settings.index_dir`, loaded at start-up)."""
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, background: bool = False
+) -> FastAPI:
+    """The service over `engine` (default: one on `settings.index_dir`), its models and index
+    loaded at start-up: before the server answers, or with `background` after it starts to
+    answer (`/health` says `ready: false` meanwhile; other routes wait), as `qa serve` does."""
     settings = settings or get_settings()
-    # Without a key, /mcp answers only requests addressed to this machine by name.
-    mcp = mcp_server.HttpTransport(lambda: app.state.engine, localhost_only=not settings.api_key)
+    # The MCP tools run in worker threads, so they wait for the models as routes do. Without a
+    # key, /mcp answers only requests addressed to this machine by name.
+    mcp = mcp_server.HttpTransport(
+        lambda: app.state.startup.wait()[0], localhost_only=not settings.api_key
+    )
+
+    def load() -> tuple[Engine, Jobs]:
+        eng = engine or Engine(settings.index_dir, _batched(settings), settings=settings)
+        _warm_up(eng)
+        jobs = Jobs(eng.index_dir, eng.embedder, settings, eng.store)
+        jobs.start()
+        return eng, jobs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        eng = engine or Engine(settings.index_dir, _batched(settings), settings=settings)
-        await run_in_threadpool(_warm_up, eng)
-        jobs = Jobs(eng.index_dir, eng.embedder, settings, eng.store)
-        jobs.start()
-        app.state.engine, app.state.jobs = eng, jobs
+        app.state.startup = startup = await run_in_threadpool(Startup, load, background)
         try:
             async with mcp.running():
                 yield
         finally:
-            await run_in_threadpool(jobs.close)
-            if engine is None:  # made here, so closed here
+            await run_in_threadpool(startup.close)
+            eng, jobs = startup.engine, startup.jobs
+            if jobs is not None:
+                await run_in_threadpool(jobs.close)
+            if engine is None and eng is not None:  # made here, so closed here
                 eng.close()
                 if isinstance(eng.embedder, BatchedEmbedder):
                     eng.embedder.close()
@@ -309,20 +364,36 @@ def _batched(settings: Settings) -> Embedder:
 
 
 def _warm_up(engine: Engine) -> None:
-    """Load the model and the index now rather than on the first question."""
-    engine.embedder.embed_query("warm up")
+    """Load every model the service uses (the encoder's runtimes for questions and for uploads;
+    the engine loaded its reader) and the index now, rather than on first use."""
+    engine.embedder.warm_up()
+    if engine.reader is not None:
+        engine.reader.read("warm up?", [Pair("The service warms up.", "warm up")])
     try:
         engine.snapshot()
     except QAError as exc:  # the service still starts; /health and the errors say what to do
         log.warning("%s", exc)
 
 
-def _health(engine: Engine) -> Health:
+def _health(startup: Startup, settings: Settings) -> Health:
+    engine = startup.engine
+    if not startup.ready or engine is None:
+        return Health(
+            ok=False,
+            ready=False,
+            error=startup.error,
+            version=None,
+            documents=0,
+            chunks=0,
+            model=MODEL_NAME,
+            embed_backend=settings.embed_backend,
+        )
     try:
         status = engine.status()
     except QAError:
         return Health(
             ok=False,
+            ready=True,
             version=None,
             documents=0,
             chunks=0,
@@ -331,6 +402,7 @@ def _health(engine: Engine) -> Health:
         )
     return Health(
         ok=True,
+        ready=True,
         version=status["version"],
         documents=status["documents"],
         chunks=status["chunks"],
@@ -348,9 +420,10 @@ DocId = Annotated[str, Path(description="The document id (its file name or relat
 
 
 @service.get("/health", response_model=Health)
-def health(engine: EngineDep) -> Health:
-    """Whether an index is loaded, its version and size; needs no API key."""
-    return _health(engine)
+def health(request: Request) -> Health:
+    """Whether the models are loaded (`ready`) and an index is (`ok`), its version and size;
+    answers at once, also while the service starts; needs no API key."""
+    return _health(request.app.state.startup, request.app.state.settings)
 
 
 _ASK_STREAM = {

@@ -330,6 +330,10 @@ def eval_(
     min_support: Annotated[
         float | None, typer.Option(help="Fail below this share of answers whose quotes hold gold.")
     ] = None,
+    min_rewrite_accuracy: Annotated[
+        float | None,
+        typer.Option(help="Conversation sets: fail below this share of turns rewritten right."),
+    ] = None,
     mode: ModeOpt = None,
     smollm: Annotated[
         bool,
@@ -352,13 +356,38 @@ def eval_(
     milvus_uri: MilvusUriOpt = None,
     collection: CollectionOpt = None,
 ) -> None:
-    """Run an eval set through Engine.ask and report recall, citations, abstention, latency."""
+    """Run an eval set through Engine.ask and report recall, citations, abstention, latency.
+
+    A conversation set (eval/README.md) is measured on the follow-up rewrite alone: how often
+    the search query is what each turn is labelled with (no index, no retrieval)."""
     from contextlib import ExitStack
 
     _use_store(store, milvus_uri, collection)
     from qa.embedding import is_terminal
-    from qa.errors import MissingData
+    from qa.errors import InvalidInput, MissingData
     from qa.eval import report, run, summary
+    from qa.eval.sets import load_set
+
+    try:
+        conversation = load_set(set_dir).is_conversation
+    except QAError as exc:
+        raise _fail(exc) from exc
+    answer_options = (
+        min_answer_recall,
+        min_retrieval_recall5,
+        min_abstain,
+        max_wrong_abstain,
+        min_verbatim,
+        min_support,
+    )
+    if conversation:
+        if any(v is not None for v in answer_options):
+            only = "only --min-rewrite-accuracy applies"
+            raise _fail(InvalidInput(f"{set_dir} is a conversation set: {only}"))
+        _eval_rewrites(set_dir, out, limit, min_rewrite_accuracy, skip_if_missing)
+        return
+    if min_rewrite_accuracy is not None:
+        raise _fail(InvalidInput("--min-rewrite-accuracy applies to conversation sets only"))
 
     checks = summary.thresholds(
         min_answer_recall=min_answer_recall,
@@ -405,6 +434,37 @@ def eval_(
         raise typer.Exit(1)
 
 
+def _eval_rewrites(
+    set_dir: Path,
+    out: Path | None,
+    limit: int | None,
+    min_accuracy: float | None,
+    skip_if_missing: bool,
+) -> None:
+    """`qa eval` on a conversation set: the rewrite of every turn judged against its label."""
+    from qa.errors import MissingData
+    from qa.eval import rewrites, summary
+
+    try:
+        result = rewrites.run_rewrite_eval(set_dir, limit)
+    except MissingData as exc:
+        if skip_if_missing:
+            typer.secho(f"skipped: {exc}", fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(0) from exc
+        raise _fail(exc, _code(exc)) from exc
+    except QAError as exc:
+        raise _fail(exc) from exc
+    paths = rewrites.write_outputs(result, out or Path("reports") / result.set_name)
+    typer.echo(rewrites.summary_table(result.summary))
+    typer.echo("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    checks = summary.thresholds(min_rewrite_accuracy=min_accuracy)
+    problems = summary.missed(result.summary, checks)
+    for problem in problems:
+        typer.secho(f"threshold missed: {problem}", fg=typer.colors.RED, err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     index: IndexOpt = None,
@@ -414,7 +474,8 @@ def serve(
     milvus_uri: MilvusUriOpt = None,
     collection: CollectionOpt = None,
 ) -> None:
-    """Run the HTTP service (OpenAPI docs at /docs); the model and index load once."""
+    """Run the HTTP service (OpenAPI docs at /docs); the models and index load once, in the
+    background: /health says `"ready": true` when they are in."""
     import uvicorn
 
     from qa.api import create_app
@@ -430,7 +491,7 @@ def serve(
             fg=typer.colors.YELLOW,
             err=True,
         )
-    uvicorn.run(create_app(settings), host=host, port=port)
+    uvicorn.run(create_app(settings, background=True), host=host, port=port)
 
 
 @app.command("mcp")

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         description="Runtime of the embedding model: torch (PyTorch fp32, the reference), "
         "torch-bf16, onnx, onnx-int8; auto = measured best on this CPU (see README, runtimes).",
     )
+    cpu: Literal["host", "amx", "avx2"] = Field(
+        "host",
+        description="The CPU `auto` chooses runtimes for: host = this one (its /proc/cpuinfo); "
+        "amx or avx2 = as on that kind (the tests run every kind's choice on any machine).",
+    )
     model_cache_dir: Path = Field(
         Path("~/.cache/qa"),
         description="Where the ONNX files exported from the bundled model are kept.",

@@ -17,7 +17,8 @@ from qa import store
 from qa.errors import QAError
 
 HOST = "127.0.0.1"  # both listen on loopback only; `qa serve --host` exposes the service
-START_TIMEOUT_S = 180.0  # loading the model from a cold disk can take a while
+# three models from a cold disk on a busy machine; a child that dies fails it at once
+START_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 10.0
 
 Say = Callable[[str], None]
@@ -65,16 +66,28 @@ def port_free(port: int) -> bool:
 
 
 def _answers(url: str) -> bool:
+    """Whether `url` answers 200 and, where it says whether it is ready (the service's /health
+    while its models load), that it is; a service that could not start is an error."""
     try:
-        return httpx.get(url, timeout=2.0).status_code == 200
+        response = httpx.get(url, timeout=2.0)
     except httpx.HTTPError:
         return False
+    if response.status_code != 200:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    if isinstance(body, dict) and body.get("error"):
+        raise LaunchError(f"{url}: {body['error']}")
+    return not isinstance(body, dict) or body.get("ready", True) is not False
 
 
 def wait_until_up(
     url: str, procs: dict[str, subprocess.Popen], timeout: float = START_TIMEOUT_S
 ) -> None:
-    """Poll `url` until it answers 200; fail early when a child process dies."""
+    """Poll `url` until it answers 200 (and says it is ready, where it says); fail early when a
+    child process dies."""
     deadline = time.monotonic() + timeout
     while not _answers(url):
         for name, proc in procs.items():
@@ -135,6 +148,7 @@ def up(index_dir: Path, api_port: int = 8000, ui_port: int = 8501, say: Say = pr
         procs["chat UI"] = subprocess.Popen(
             ui_command(app, ui_port), env=env, stdin=subprocess.DEVNULL
         )
+        say("starting: the service loads its models and the index…")
         wait_until_up(f"{api_url}/health", procs)
         wait_until_up(f"{ui_url}/_stcore/health", procs)
         say(

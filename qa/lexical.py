@@ -61,6 +61,11 @@ def words(text: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
 
 
+def spelled_words(text: str) -> list[str]:
+    """The words of `words`, one for one, as `text` spells them ("Reko", "EXIM", "d’Affaires")."""
+    return _WORD.findall(text)
+
+
 def terms(text: str) -> list[str]:
     """Stemmed content words: what BM25 indexes and what answer scoring matches on."""
     return _stemmer().stemWords([w for w in words(text) if w not in STOPWORDS])

@@ -113,6 +113,9 @@ class BatchedEmbedder(Embedder):
     def agreement(self) -> float:
         return self.inner.agreement()
 
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
     def runtime(self) -> dict:
         return self.inner.runtime()
 

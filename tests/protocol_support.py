@@ -4,7 +4,6 @@ questions, and the /ask answer each protocol must reproduce."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.test_api_server import start, stop
+from tests.ui_support import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 _LINES = (ROOT / "eval/sets/seed-news/questions.jsonl").read_text(encoding="utf-8").splitlines()
@@ -25,9 +25,7 @@ HANDFUL = ["seed-1", "seed-3", "seed-fu-1", "seed-fu-3", "seed-unans-1"]
 def seed_server(work: Path, seed_index: Path, key: str) -> Iterator[str]:
     """`qa serve` with an API key over a copy of the seed index; yields its base URL."""
     shutil.copytree(seed_index, work / "index")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(QA_API_KEY=key, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc, url = start(work, env)
+    proc, url = start(work, child_env(QA_API_KEY=key, PYTHONUNBUFFERED="1"))
     try:
         yield url
     finally:

@@ -142,7 +142,8 @@ def client(tmp_path_factory, base_index, embedder):
 def test_health(client):
     body = client.get("/health").json()
     assert body["ok"] is True
-    assert body["version"] == store.current_version(client.app.state.engine.index_dir)
+    assert body["ready"] is True and body["error"] is None
+    assert body["version"] == store.current_version(client.app.state.startup.engine.index_dir)
     assert body["documents"] == len(CORPUS)
     assert body["chunks"] >= len(CORPUS)
     assert body["model"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -163,6 +164,8 @@ def test_without_an_index(make_client):
     assert body.pop("embed_backend")  # the runtime encoding questions (tests/test_runtimes.py)
     assert body == {
         "ok": False,
+        "ready": True,
+        "error": None,
         "version": None,
         "documents": 0,
         "chunks": 0,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.ui_support import child_env
+
 KEY = "server-test-key"
 FACT = b"The Glass Tower in Norrvik has 77 floors and was finished in 2011."
 
@@ -24,7 +24,8 @@ def free_port() -> int:
 
 
 def start(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """Start `qa serve` and wait for /health; a port taken in the meantime gets another try."""
+    """Start `qa serve` and wait until /health says it is ready; a port taken in the meantime
+    gets another try."""
     for _attempt in range(3):
         port = free_port()
         cmd = [sys.executable, "-m", "qa.cli", "serve", "--index", str(work / "index")]
@@ -32,11 +33,13 @@ def start(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
         with open(work / "server.log", "wb") as log:
             proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300  # a slow, busy machine loading three models
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{url}/health", timeout=5)
+                if health.status_code == 200 and health.json()["ready"]:
                     return proc, url
+                time.sleep(0.2)
             except httpx.TransportError:
                 time.sleep(0.2)
         stop(proc)
@@ -59,8 +62,7 @@ def stop(proc: subprocess.Popen) -> None:
 def server(tmp_path_factory):
     """`qa serve` on an empty index folder, with an API key; yields its base URL."""
     work = tmp_path_factory.mktemp("serve")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(QA_API_KEY=KEY, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env = child_env(QA_API_KEY=KEY, PYTHONUNBUFFERED="1")
     proc, url = start(work, env)
     try:
         yield url

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from qa import chat
 from qa.cli import app
 from qa.errors import InvalidInput, MissingData
 from qa.eval.sets import from_squad, load_questions, load_set
@@ -193,3 +194,89 @@ def test_every_eval_set_validates() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "squad-dev: 329 valid questions" in result.stdout
+    assert "conversations: 46 valid conversation turns" in result.stdout
+    assert "conversations-blind: 25 valid conversation turns" in result.stdout
+
+
+# ---------------------------------------------------------------- conversation sets
+
+EXIM = [
+    {"role": "user", "content": "How big is the EXIM loan for Reko Diq?"},
+    {"role": "assistant", "content": "$1.25 billion."},
+]
+TURNS = [
+    {"id": "t-1", "question": "Who was Rollo?", "history": EXIM, "carry": [], "drop": ["EXIM"]},
+    {
+        "id": "t-2",
+        "question": "How many jobs will it create?",
+        "history": EXIM,
+        "carry": [["Reko Diq", "EXIM"]],
+        "drop": [],
+    },
+]
+
+
+def make_conversation_set(tmp_path: Path, turns: list[dict]) -> Path:
+    set_dir = tmp_path / "talk"
+    set_dir.mkdir()
+    (set_dir / "set.toml").write_text(
+        'corpus = ["docs"]\n[[questions]]\npath = "turns.jsonl"\nformat = "conversation"\n',
+        encoding="utf-8",
+    )
+    lines = "".join(json.dumps(t) + "\n" for t in turns)
+    (set_dir / "turns.jsonl").write_text(lines, encoding="utf-8")
+    return set_dir
+
+
+def test_a_rewrite_is_judged_against_its_label() -> None:
+    from qa.eval.rewrites import judge
+    from qa.eval.sets import ConversationTurn
+
+    alone, follow_up = (ConversationTurn.model_validate(t) for t in TURNS)
+    assert judge(alone, "Who was Rollo?")["right"]
+    assert not judge(alone, "Who was Rollo? (loan)")["right"]  # anything added is wrong
+    assert judge(follow_up, "How many jobs will it create? (EXIM loan)")["right"]  # one of two
+    missed = judge(follow_up, "How many jobs will it create? (Reko)")  # a phrase needs all words
+    assert not missed["right"] and missed["missing"] == [["Reko Diq", "EXIM"]]
+    follow_up.drop = ["loan", "jobs"]  # a dropped word counts only when the rewrite added it
+    wrong = judge(follow_up, "How many jobs will it create? (EXIM's loan)")
+    assert not wrong["right"] and wrong["unwanted"] == ["loan"]
+
+
+def test_qa_eval_measures_a_conversation_set_without_an_index(tmp_path: Path) -> None:
+    set_dir = make_conversation_set(tmp_path, TURNS)
+    out = tmp_path / "report"
+    args = ["eval", str(set_dir), "--out", str(out), "--index", str(tmp_path / "no-index")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "rewrite right" in result.output and "| all " in result.output
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["t-1", "t-2"]
+    assert [r["query"] for r in records] == [chat.rewrite(t["question"], EXIM) for t in TURNS]
+    assert [r["kind"] for r in records] == ["stands alone", "follow-up"]
+    summary = json.loads((out / "summary.json").read_text())["rewrite"]
+    right = sum(r["right"] for r in records)
+    assert summary["all"] == {"turns": 2, "right": right, "accuracy": right / 2}
+    assert not (tmp_path / "no-index").exists()  # nothing indexed, nothing retrieved
+    # a label no rewrite of this history can meet: the run fails its threshold
+    (tmp_path / "bad").mkdir()
+    unmet = {**TURNS[1], "question": "And how many jobs?", "carry": ["Balochistan"]}
+    bad = make_conversation_set(tmp_path / "bad", [unmet])
+    args = ["eval", str(bad), "--out", str(out), "--min-rewrite-accuracy", "0.5"]
+    missed = CliRunner().invoke(app, args)
+    assert missed.exit_code == 1 and "rewrite accuracy 0.000 is below" in missed.output
+
+
+def test_conversation_sets_take_only_their_own_threshold(tmp_path: Path) -> None:
+    set_dir = make_conversation_set(tmp_path, TURNS)
+    result = CliRunner().invoke(app, ["eval", str(set_dir), "--min-answer-recall", "0.5"])
+    assert result.exit_code == 1 and "only --min-rewrite-accuracy applies" in result.output
+    with pytest.raises(InvalidInput, match="conversation turns"):
+        load_questions(set_dir)
+    (set_dir / "set.toml").write_text(
+        'corpus = ["docs"]\n[[questions]]\npath = "turns.jsonl"\nformat = "conversation"\n'
+        '[[questions]]\npath = "q.jsonl"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(InvalidInput, match="not both"):
+        load_set(set_dir)

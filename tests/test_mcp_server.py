@@ -18,6 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.protocol_support import HANDFUL, ROOT, SEED_QUESTIONS, asked, seed_server
+from tests.ui_support import child_env
 
 KEY = "mcp-test-key"
 TOOLS = {"ask", "search", "list_documents", "read_document"}
@@ -153,7 +154,7 @@ def test_stdio_server(seed_index, http):
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "qa.cli", "mcp", "--index", str(seed_index)],
-        env={"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        env=child_env(PYTHONUNBUFFERED="1"),
         cwd=str(ROOT),
     )
 

@@ -3,13 +3,13 @@ example runs as written."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 
 import qa
 from tests.protocol_support import ROOT
+from tests.ui_support import child_env
 
 FACT = "The Glass Tower in Norrvik has 77 floors and was finished in 2011.\n"
 
@@ -31,10 +31,12 @@ def test_the_readme_example_runs(tmp_path):
         "    assert engine.document(c.doc_id).text[c.start : c.end] == c.quote\n"
     )
     script = "import qa\n" + readme_example() + check
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert "added 1" in done.stdout

@@ -31,7 +31,7 @@ FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-WAIT_MS = 60_000
+WAIT_MS = 120_000  # generous: the tests wait on states, and a busy 2-core machine is slow
 
 
 def _need(what: str) -> None:
@@ -46,9 +46,11 @@ def browser_context(tmp_path_factory):
     if not CHROMIUM.exists():
         _need(f"{CHROMIUM} is missing: apt-get install chromium")
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _need("playwright is not installed: pip install -e '.[dev]'")
+    # `expect` has its own limit (5 s) apart from the context's: waits on states get the same
+    expect.set_options(timeout=WAIT_MS)
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir
     with sync_playwright() as pw:
         # executable_path: Playwright never downloads a browser of its own.

@@ -25,9 +25,10 @@ def free_port() -> int:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """This environment without a QA_ setting that could point the children elsewhere, and with
-    this checkout first on the path (children run in a tmp folder)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    """This environment without a QA_ setting that could point the children elsewhere (but with
+    the CPU kind the run pretends, QA_CPU), and with this checkout first on the path (children
+    run in a tmp folder)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_") or k == "QA_CPU"}
     path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return {**env, "PYTHONPATH": path, **extra}
 

@@ -22,8 +22,10 @@ from qa import chat
 from qa.errors import InvalidInput, MissingData
 
 SET_FILE = "set.toml"
-# question file formats: ours (eval/README.md), SQuAD's flattened rows, squad2-train's rows
-FORMATS = ("qa", "squad", "squad2")
+# question file formats: ours (eval/README.md), SQuAD's flattened rows, squad2-train's rows,
+# and turns of conversations labelled with what the follow-up rewrite must do
+FORMATS = ("qa", "squad", "squad2", "conversation")
+CONVERSATION = "conversation"
 
 
 class Turn(BaseModel):
@@ -49,6 +51,24 @@ class EvalQuestion(BaseModel):
         return [{"role": t.role, "content": t.content} for t in self.history]
 
 
+class ConversationTurn(BaseModel):
+    """One turn of a conversation set: a question after `history`, and what its search query
+    must be (format: eval/README.md, "Conversation sets")."""
+
+    id: str
+    question: str
+    history: list[Turn] = Field(min_length=1)
+    doc_id: str | None = None
+    # [] = searched as asked; else every item (a phrase, or a list of phrases any one of which
+    # will do) is carried from the earlier turns
+    carry: list[str | list[str]] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)  # earlier-turn words the query must not carry
+    note: str | None = None
+
+    def messages(self) -> list[chat.Message]:
+        return [{"role": t.role, "content": t.content} for t in self.history]
+
+
 @dataclass(frozen=True)
 class QuestionFile:
     path: Path
@@ -65,6 +85,11 @@ class EvalSet:
     corpus: tuple[Path, ...]
     question_files: tuple[QuestionFile, ...]
     data_help: str = ""  # how to get data the set reads in place, said when it is missing
+
+    @property
+    def is_conversation(self) -> bool:
+        """Whether the set holds conversation turns (measured on the rewrite) not questions."""
+        return any(f.format == CONVERSATION for f in self.question_files)
 
     def require(self, paths: tuple[Path, ...] | list[Path]) -> None:
         """Raise MissingData naming every path that is not there, and how to get it."""
@@ -141,6 +166,10 @@ def load_set(set_dir: Path) -> EvalSet:
     for f in files:
         if f.format not in FORMATS:
             raise InvalidInput(f"{spec_path}: format {f.format!r} is not one of {FORMATS}")
+    if len({f.format == CONVERSATION for f in files}) > 1:
+        raise InvalidInput(
+            f"{spec_path}: a set holds either conversation turns or questions, not both"
+        )
     return EvalSet(_name(folder), folder, corpus, files, spec.get("data_help", ""))
 
 
@@ -186,6 +215,8 @@ def from_squad2(row: dict[str, Any], paragraphs: dict[tuple[str, int], str]) -> 
 def load_questions(set_dir: Path | EvalSet) -> list[EvalQuestion]:
     """The questions of an eval set, in the order of its question files."""
     eval_set = set_dir if isinstance(set_dir, EvalSet) else load_set(set_dir)
+    if eval_set.is_conversation:
+        raise InvalidInput(f"eval set {eval_set.name} holds conversation turns: see load_turns")
     questions = []
     for where, row in eval_set.rows():
         try:
@@ -195,6 +226,22 @@ def load_questions(set_dir: Path | EvalSet) -> list[EvalQuestion]:
     if not questions:
         raise InvalidInput(f"eval set {eval_set.name} holds no questions")
     return questions
+
+
+def load_turns(set_dir: Path | EvalSet) -> list[ConversationTurn]:
+    """The turns of a conversation set, in file order."""
+    eval_set = set_dir if isinstance(set_dir, EvalSet) else load_set(set_dir)
+    if not eval_set.is_conversation:
+        raise InvalidInput(f"eval set {eval_set.name} holds questions, not conversation turns")
+    turns = []
+    for where, row in eval_set.rows():
+        try:
+            turns.append(ConversationTurn.model_validate(row))
+        except ValueError as exc:
+            raise InvalidInput(f"{where}: not a valid conversation turn: {exc}") from exc
+    if not turns:
+        raise InvalidInput(f"eval set {eval_set.name} holds no turns")
+    return turns
 
 
 def default_index_dir(set_dir: Path) -> Path:

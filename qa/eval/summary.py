@@ -180,6 +180,13 @@ THRESHOLDS = {  # keyword -> (option, label, path in the summary, at_least)
     ),
     "min_verbatim": ("--min-verbatim", "verbatim", ("answers", PIPELINE, "verbatim"), True),
     "min_support": ("--min-support", "support", ("answers", PIPELINE, "support"), True),
+    # conversation sets (qa.eval.rewrites): the follow-up rewrite right, over all turns
+    "min_rewrite_accuracy": (
+        "--min-rewrite-accuracy",
+        "rewrite accuracy",
+        ("rewrite", "all", "accuracy"),
+        True,
+    ),
 }
 
 
