@@ -4,8 +4,10 @@ The models (both runtimes of the encoder, the reader) and the index load once, a
 loads them in the background, so `/health` answers at once with `"ready": false` until they are
 in, while every other route waits for them; no question or upload ever waits for a model to load
 on first use. Routes are plain `def` functions, so the CPU work runs in the thread pool and never
-blocks the event loop. Every error, the library's
-and FastAPI's own, leaves as one body shape: `{"error": code, "message": what to do}`.
+blocks the event loop. Every error, the library's and FastAPI's own, leaves as one body shape:
+`{"error": code, "message": what to do}`, except on the OpenAI-compatible /v1 routes, whose errors
+take the shape OpenAI's clients parse (`qa.openai_compat`). The MCP server's streamable HTTP
+transport answers at /mcp (`qa.mcp_server`). The same API key guards all three.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qa import __version__ as qa_version
-from qa import sse
+from qa import mcp_server, openai_compat, sse
 from qa.config import Settings, get_settings
 from qa.embedding import MODEL_NAME, Embedder, default_embedder
 from qa.engine import Engine
@@ -63,6 +65,7 @@ JSON_LIMIT = 4_000_000  # bytes; the longest question with a full history, escap
 
 # Most specific first: IndexMissing is a NotFound, TooLarge and UnsupportedType are InvalidInput.
 _ERRORS: list[tuple[type[QAError], int, str]] = [
+    (openai_compat.ModelNotFound, 404, "model_not_found"),
     (IndexMissing, 503, "index_missing"),
     (StoreUnavailable, 503, "store_unavailable"),
     (TooLarge, 413, "too_large"),
@@ -104,12 +107,26 @@ def _body(status: int, error: str, message: str, headers: dict | None = None) ->
     return JSONResponse(content, status_code=status, headers=headers)
 
 
+def _error(
+    path: str,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict | None = None,
+    param: str | None = None,
+) -> JSONResponse:
+    """The error body for a request path: OpenAI's shape under /v1, else the service's."""
+    if openai_compat.owns(path):
+        return openai_compat.error_response(status, code, message, headers, param)
+    return _body(status, code, message, headers)
+
+
 async def _qa_error(request: Request, exc: Exception) -> JSONResponse:
     status, code = next((s, c) for kind, s, c in _ERRORS if isinstance(exc, kind))
     message = str(exc) or code
     if isinstance(exc, IndexMissing):
         message += "; or upload files with POST /documents"
-    return _body(status, code, message)
+    return _error(request.url.path, status, code, message)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -127,7 +144,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     if len(errors) > 5:
         parts.append(f"and {len(errors) - 5} more")
-    return _body(422, "invalid_input", "; ".join(parts) or "invalid request")
+    message = "; ".join(parts) or "invalid request"
+    first = ".".join(str(p) for p in errors[0].get("loc", ()) if p != "body") if errors else ""
+    return _error(request.url.path, 422, "invalid_input", message, param=first or None)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -141,12 +160,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"the request body cannot be parsed; send {wanted}"
     elif status == 405:
         message = f"{request.method} is not allowed on {request.url.path}; see /docs"
-    return _body(status, _HTTP_CODES.get(status, "http_error"), message, exc.headers)
+    code = _HTTP_CODES.get(status, "http_error")
+    return _error(request.url.path, status, code, message, exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _body(500, "internal", "unexpected error; the server log has the details")
+    message = "unexpected error; the server log has the details"
+    return _error(request.url.path, 500, "internal", message)
 
 
 class _BodyLimit:
@@ -166,7 +187,7 @@ class _BodyLimit:
                     f"the request body is {int(length) / 1e6:.1f} MB; "
                     f"send {what}at most {limit / 1e6:.0f} MB in one request"
                 )
-                await _body(413, "too_large", message)(scope, receive, send)
+                await _error(scope["path"], 413, "too_large", message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -230,20 +251,40 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 _bearer = HTTPBearer(auto_error=False, description="The service's QA_API_KEY, when it has one.")
 
 
+_KEY_MESSAGE = "missing or wrong API key; send the header `Authorization: Bearer <QA_API_KEY>`"
+
+
+def _key_matches(settings: Settings, given: str | None) -> bool:
+    """Whether a bearer token opens the service: any does when no key is set."""
+    if not settings.api_key:
+        return True
+    return hmac.compare_digest((given or "").encode(), settings.api_key.encode())
+
+
 def require_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Let a request through when no key is set or it carries the right one."""
-    if not settings.api_key:
-        return
-    given = credentials.credentials.encode() if credentials else b""
-    if not hmac.compare_digest(given, settings.api_key.encode()):
-        raise HTTPException(
-            401,
-            "missing or wrong API key; send the header `Authorization: Bearer <QA_API_KEY>`",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if not _key_matches(settings, credentials.credentials if credentials else None):
+        raise HTTPException(401, _KEY_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
+
+
+class _KeyGuard:
+    """An ASGI app behind the API key, for what is not a FastAPI route (the MCP transport)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" else None
+        if not _key_matches(self.settings, given):
+            refused = _body(401, "unauthorized", _KEY_MESSAGE, {"WWW-Authenticate": "Bearer"})
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -253,6 +294,11 @@ def create_app(
     loaded at start-up: before the server answers, or with `background` after it starts to
     answer (`/health` says `ready: false` meanwhile; other routes wait), as `qa serve` does."""
     settings = settings or get_settings()
+    # The MCP tools run in worker threads, so they wait for the models as routes do. Without a
+    # key, /mcp answers only requests addressed to this machine by name.
+    mcp = mcp_server.HttpTransport(
+        lambda: app.state.startup.wait()[0], localhost_only=not settings.api_key
+    )
 
     def load() -> tuple[Engine, Jobs]:
         eng = engine or Engine(settings.index_dir, _batched(settings), settings=settings)
@@ -265,7 +311,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.startup = startup = await run_in_threadpool(Startup, load, background)
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             await run_in_threadpool(startup.close)
             eng, jobs = startup.engine, startup.jobs
@@ -301,7 +348,10 @@ def create_app(
         )
     app.include_router(service)
     # The key is part of the schema only when one is set, so /docs shows what a client must send.
-    app.include_router(router, dependencies=[Depends(require_key)] if settings.api_key else [])
+    keyed = [Depends(require_key)] if settings.api_key else []
+    app.include_router(router, dependencies=keyed)
+    app.include_router(openai_compat.router(get_engine, keyed))
+    app.add_route("/mcp", _KeyGuard(mcp, settings), include_in_schema=False)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The `qa` command: index, ask, chat, serve, up, eval and bench, over the same core functions."""
+"""The `qa` command: index, ask, chat, serve, mcp, up, eval and bench, over the core functions."""
 
 from __future__ import annotations
 
@@ -506,6 +506,26 @@ def serve(
             err=True,
         )
     uvicorn.run(create_app(settings, background=True), host=host, port=port)
+
+
+@app.command("mcp")
+def mcp_(
+    index: IndexOpt = None,
+    store: StoreOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Serve qa's tools over MCP on stdin/stdout, for a desktop assistant to start (the HTTP
+    service has the same tools at /mcp)."""
+    import threading
+
+    from qa import mcp_server
+
+    _use_store(store, milvus_uri, collection)
+    with closing(_engine(index)) as engine:
+        # The model loads beside the handshake, so the first question need not wait for it.
+        threading.Thread(target=engine.embedder.embed_query, args=("warm up",), daemon=True).start()
+        mcp_server.run_stdio(engine)
 
 
 bench_app = typer.Typer(
