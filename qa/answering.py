@@ -169,10 +169,13 @@ def answer_with_reader_span(
     reader: Reads,
     policy: ReaderPolicy | None = None,
     min_coverage: float | None = None,
+    evidence: bool = True,
 ) -> Answer:
     """The rules' `answer`, with the short answer the reader reads in the sentence they chose
-    (one pair read; see `with_reader_span`), or an abstention where the reader judges that
-    sentence unlikely to answer (`policy.veto_prob`). The sentences are ranked once for both."""
+    (see `with_reader_span`), or an abstention where the reader judges that sentence unlikely
+    to answer (`policy.veto_prob`). The sentences are ranked once for both. With `evidence`,
+    the reader also reads the next best sentences, and the answer carries the signals its
+    confidence is made of (`qa/confidence.py`)."""
     kind = answer_types.asked(question)
     ranked = score_sentences(question, passages, idf, kind, query)
     missing = missing_terms(question, passages)
@@ -181,11 +184,13 @@ def answer_with_reader_span(
         return rules
     policy = policy or ReaderPolicy()
     # the rules' best sentence answers; the next ones are read for the calibrator's evidence
-    best = ranked[:EVIDENCE_SENTENCES]
+    best = ranked[: EVIDENCE_SENTENCES if evidence else 1]
     read = ReadSentences(kind, best, reader.read(question, reader_pairs(best, passages)), missing)
     if vetoed_by_reader(read, policy):
         return abstain(question, query, passages, why_vetoed(read, policy))
     answer = with_reader_span(rules, read, policy)
+    if not evidence:
+        return answer
     signals = confidence.evidence(
         question,
         passages,

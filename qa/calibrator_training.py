@@ -34,8 +34,9 @@ from qa.eval.metrics import auc, ece, is_right, reliability, risk_coverage
 
 TRAIN_SETS = ("squad2-heldout", "news-dev-calib")
 SEED = 13
-ANSWER_PRECISION = 0.8  # the boundary of "answer": out-of-fold answers above it this often right
-GUESS_AT = 0.15  # below this probability an answer is not shown as one (the sources don't say)
+# The tier boundaries, on the calibrated probability (model card: how they were chosen)
+ANSWER_AT = 0.5  # confident: more likely right than wrong
+GUESS_AT = 0.0  # below this, the sources don't say (0: only the rules abstain; model card)
 C = 0.05  # inverse L2 strength of the logistic regression (chosen out of fold, model card)
 
 
@@ -75,7 +76,7 @@ def collect(set_dir: Path, progress: bool = False, engine=None) -> list[Example]
     index_dir = default_index_dir(set_dir)
     if engine is None:
         build_index(eval_set, index_dir, progress=progress)
-        engine = Engine(index_dir, calibrated=False)  # every answer, unrated
+        engine = Engine(index_dir, confidence_mode="evidence")  # every answer, unrated
     scorer = Scorer(lambda doc_id: engine.document(doc_id).text)
     examples = []
     for q in tqdm(questions, desc=f"asking {eval_set.name}", unit="q", disable=not progress):
@@ -131,17 +132,6 @@ def out_of_fold(examples: Sequence[Example], features: Sequence[str], c: float =
     return p
 
 
-def answer_boundary(p: np.ndarray, y: np.ndarray, precision: float = ANSWER_PRECISION) -> float:
-    """The lowest probability at and above which answers are right at least `precision` of the
-    time (out of fold), so the confident tier is as large as that allows."""
-    best = 1.0
-    for t in sorted(set(np.round(p, 3).tolist()), reverse=True):
-        kept = p >= t
-        if kept.sum() >= 10 and y[kept].mean() >= precision:
-            best = t
-    return float(best)
-
-
 def tiers(
     examples: Sequence[Example], p: dict[str, float], calibrator: Calibrator
 ) -> dict[str, Any]:
@@ -193,9 +183,7 @@ def train(
         raise ValueError(f"only {len(answers)} rated answers: too few to fit a calibrator")
     features = evidence_features()
     p = out_of_fold(answers, features)
-    _, y = matrix(answers, features)
-    answer_at = answer_boundary(p, y)
-    x, _ = matrix(answers, features)
+    x, y = matrix(answers, features)
     mean, scale, model = fit(x, y)
     calibrator = Calibrator(
         features=tuple(features),
@@ -203,7 +191,7 @@ def train(
         scale=tuple(float(v) for v in scale),
         coef=tuple(float(v) for v in model.coef_[0]),
         intercept=float(model.intercept_[0]),
-        answer_at=round(answer_at, 3),
+        answer_at=ANSWER_AT,
         guess_at=GUESS_AT,
     )
     oof = {e.id: float(q) for e, q in zip(answers, p, strict=True)}
@@ -293,7 +281,6 @@ def save(
         "model": calibrator.to_json(),
         "seed": SEED,
         "c": C,
-        "answer_precision": ANSWER_PRECISION,
         "figures": figures,
     }
     (tmp / MODEL_FILE).write_text(json.dumps(data, indent=1))

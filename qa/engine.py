@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from qa import answering, chat, confidence, generation, llm, locations, reranking, retrieval
 from qa.config import MAX_TOP_K, Settings, get_settings
@@ -17,6 +18,8 @@ from qa.models import Answer, Document, Passage
 from qa.reader import Reader, ReadOnce, Reads, default_reader
 from qa.retrieval import Filters
 from qa.verify import Check
+
+ConfidenceMode = Literal["calibrated", "evidence", "off"]
 
 
 class Engine:
@@ -31,7 +34,7 @@ class Engine:
         generator: llm.Generator | None = None,
         reader: Reader | None = None,
         calibrator: confidence.Calibrator | None = None,
-        calibrated: bool = True,
+        confidence_mode: ConfidenceMode = "calibrated",
     ) -> None:
         self.settings = settings or get_settings()
         self.store: IndexStore = open_store(index_dir, self.settings)
@@ -49,7 +52,10 @@ class Engine:
         rerank = self.settings.rerank
         self.reranker = (self.reader or reader or default_reader()) if rerank else None
         # How sure an answer is, from the reader's and the rules' evidence (qa/confidence.py);
-        # `calibrated=False`: unrated answers, as `qa train calibrator` collects them.
+        # "evidence": the evidence, unrated (what `qa train calibrator` collects); "off": neither
+        # (the answer step as it was before, for `qa bench ask` to compare with).
+        self.confidence_mode = confidence_mode
+        calibrated = confidence_mode == "calibrated"
         self.calibrator = (calibrator or confidence.default_calibrator()) if calibrated else None
         self._lock = threading.Lock()
         self._snapshot: IndexView | None = None
@@ -158,6 +164,11 @@ class Engine:
                     if self.settings.reader == "full"
                     else answering.answer_with_reader_span
                 )
+                extra = (
+                    {}
+                    if self.settings.reader == "full"
+                    else {"evidence": self.confidence_mode != "off"}
+                )
                 answer = read_with(
                     r.question,
                     r.query,
@@ -166,6 +177,7 @@ class Engine:
                     r.reader,
                     self.reader_policy,
                     self.min_coverage,
+                    **extra,
                 )
                 answer = self._rated(r, answer)
             else:

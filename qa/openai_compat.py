@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 PREFIX = "/v1"
 MODES = {"qa-extractive": "extractive", "qa-llm": "llm"}  # model id -> answering mode
 # Fields of the /ask answer that travel with the reply's message, when the answer has them.
-ANSWER_EXTRAS = ("confidence", "confident")
+ANSWER_EXTRAS = ("confidence", "confident", "tier")
 MAX_MESSAGES = 1000
 MEDIA_TYPE = "text/event-stream"
 
