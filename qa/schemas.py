@@ -186,20 +186,29 @@ class DocumentFull(DocumentSummary):
 
 
 class FileOutcome(BaseModel):
+    """What happened to one file of an upload; `error` says why it was not indexed."""
+
     filename: str
     status: Literal["pending", "added", "updated", "unchanged", "failed"]
     error: str | None = None
 
 
 class Job(BaseModel):
+    """An upload being indexed: its progress, and each file's outcome."""
+
     id: str
     status: Literal["queued", "running", "done", "failed"]
-    stage: str | None = None
-    done: int = 0
-    total: int = 0
+    stage: str | None = Field(
+        None,
+        description="checking (files), reading (files), reading scanned pages (pages), "
+        "embedding (chunks of this upload), writing (files), done.",
+    )
+    done: int = Field(0, description="Units of the stage done so far.")
+    total: int = Field(0, description="Units of the stage in all.")
     files: list[FileOutcome]
     error: str | None = None
     version: str | None = None
+    created_at: str | None = Field(None, description="When it was accepted (UTC, ISO 8601).")
 
 
 class Health(BaseModel):

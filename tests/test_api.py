@@ -6,6 +6,7 @@ that changes it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -433,11 +434,11 @@ BAD_UPLOADS = [
         f"maximum number of files is {MAX_FILES}",
     ),
     (
-        "one-bad-of-two",
-        {"files": [("files", ("good.txt", b"fine")), ("files", ("../bad.txt", b"no"))]},
+        "two-bad",
+        {"files": [("files", ("tool.exe", b"MZ")), ("files", ("empty.txt", b""))]},
         422,
         "invalid_input",
-        "path",
+        "'tool.exe': unsupported file type .exe",
     ),
 ]
 
@@ -466,6 +467,13 @@ def test_bad_uploads_change_nothing(upload_client, tmp_path, kwargs, status, cod
     assert file_tree(upload_client.index_dir) == before
     assert file_tree(upload_client.index_dir.parent) == outside
     assert upload_client.get("/health").json()["documents"] == len(CORPUS)
+
+
+def test_all_bad_files_are_refused_each_with_its_reason(upload_client):
+    files = [("files", ("tool.exe", b"MZ")), ("files", ("empty.txt", b""))]
+    body = error_of(upload_client.post("/documents", files=files), 422, "invalid_input")
+    assert "'tool.exe': unsupported file type .exe; upload one of .txt" in body["message"]
+    assert "'empty.txt': the file is empty" in body["message"]
 
 
 def test_oversized_request_refused_before_reading(upload_client):
@@ -545,6 +553,37 @@ def test_upload_several_with_a_broken_one(make_client):
     # The broken upload did not replace the file stored before.
     assert (c.index_dir / "uploads" / "report.pdf").read_bytes() == b"the good old file"
     assert not list((c.index_dir / "uploads" / ".incoming").iterdir())
+
+
+def test_one_bad_file_does_not_sink_the_batch(make_client):
+    """Each bad file is reported with its reason at once; the good ones are indexed."""
+    c = make_client(max_upload_mb=0.002)
+    files = [
+        ("files", ("zoo.txt", ZOO)),
+        ("files", ("empty.txt", b"")),
+        ("files", ("tool.exe", b"MZ\x90\x00")),
+        ("files", ("big.txt", b"x" * 3000)),
+        ("files", ("../escape.txt", b"no")),
+    ]
+    r = c.post("/documents", files=files)
+    assert r.status_code == 202, r.text
+    queued = {f["filename"]: f for f in r.json()["files"]}
+    assert queued["zoo.txt"] == {"filename": "zoo.txt", "status": "pending", "error": None}
+    reasons = {
+        "empty.txt": "the file is empty",
+        "tool.exe": "unsupported file type .exe; upload one of .txt",
+        "big.txt": "over the upload limit of 0.002 MB per file (QA_MAX_UPLOAD_MB)",
+        "../escape.txt": "its name holds a path; send the bare file name, e.g. 'escape.txt'",
+    }
+    for name, reason in reasons.items():
+        assert queued[name]["status"] == "failed" and reason in queued[name]["error"], queued
+    job = wait_job(c, r.json()["id"])
+    assert job["status"] == "done", job
+    assert [f["status"] for f in job["files"]] == ["added"] + ["failed"] * 4
+    assert job["files"][1:] == r.json()["files"][1:]  # the reasons stay in the job
+    assert sorted(p.name for p in (c.index_dir / "uploads").iterdir() if p.is_file()) == ["zoo.txt"]
+    answer = c.post("/ask", json={"question": "How many snow leopards live at Riverside Zoo?"})
+    assert "14 snow leopards" in answer.json()["answer"]
 
 
 def test_job_fails_when_nothing_indexes(make_client):
@@ -693,3 +732,62 @@ def test_values_of_the_wrong_json_type_are_rejected_not_coerced(client, body):
     response = client.post("/ask", json=body)
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_input"
+
+
+# Uploads survive restarts
+
+
+def test_jobs_are_answered_after_a_restart(make_client, tmp_path):
+    c = make_client()
+    job = wait_job(c, c.post("/documents", files=[("files", ("zoo.txt", ZOO))]).json()["id"])
+    assert job["status"] == "done"
+    c.__exit__(None, None, None)
+    with TestClient(create_app(settings_for(c.index_dir))) as again:
+        assert again.get(f"/jobs/{job['id']}").json() == job
+
+
+def test_unfinished_jobs_are_finished_at_start(make_client):
+    """What a crash leaves (records of queued and running jobs, their staged files, a staged
+    folder no record owns, a broken record) is resolved when the service starts."""
+    c = make_client()
+    c.__exit__(None, None, None)
+    uploads = c.index_dir / "uploads"
+    records = uploads / ".jobs"
+    records.mkdir(parents=True)
+
+    def left(job_id: str, status: str, staged: dict[str, bytes], files: list[dict]) -> None:
+        (uploads / ".incoming" / job_id).mkdir(parents=True)
+        for name, data in staged.items():
+            (uploads / ".incoming" / job_id / name).write_bytes(data)
+        record = {"id": job_id, "status": status, "files": files, "created_at": job_id}
+        (records / f"{job_id}.json").write_text(json.dumps(record))
+
+    pending = {"status": "pending", "error": None}
+    ferry = b"The night ferry to Oslund takes 9 hours and carries 600 cars."
+    left("a1", "running", {"zoo.txt": ZOO}, [{"filename": "zoo.txt", **pending}])
+    left(
+        "b2",
+        "queued",
+        {"ferry.txt": ferry},
+        [{"filename": "ferry.txt", **pending}, {"filename": "lost.txt", **pending}],
+    )
+    left("c3", "queued", {}, [{"filename": "gone.txt", **pending}])
+    (uploads / ".incoming" / "orphan").mkdir()  # staged, but the request never got its 202
+    (uploads / ".incoming" / "orphan" / "x.txt").write_text("never accepted")
+    (records / "d4.json").write_text('{"id": "d4", "stat')  # cannot happen; still handled
+
+    with TestClient(create_app(settings_for(c.index_dir))) as again:
+        zoo, both, gone = (wait_job(again, j) for j in ("a1", "b2", "c3"))
+        assert zoo["status"] == "done" and zoo["files"][0]["status"] == "added", zoo
+        assert both["status"] == "done", both
+        assert [f["status"] for f in both["files"]] == ["added", "failed"]
+        assert "lost when the service stopped; upload it again" in both["files"][1]["error"]
+        assert gone["status"] == "failed" and gone["files"][0]["status"] == "failed", gone
+        broken = again.get("/jobs/d4").json()
+        assert broken["status"] == "failed" and "upload the files again" in broken["error"]
+        answer = again.post("/ask", json={"question": "How long does the night ferry take?"})
+        assert "9 hours" in answer.json()["answer"]
+        assert again.get("/health").json()["documents"] == len(CORPUS) + 2
+        assert not list((uploads / ".incoming").iterdir())
+    saved = json.loads((records / "a1.json").read_text())
+    assert saved["status"] == "done" and saved["files"][0]["status"] == "added"
