@@ -1,4 +1,4 @@
-"""The HTTP service: the Engine behind FastAPI routes, with OpenAPI docs at /docs.
+"""The HTTP service: the Engine behind FastAPI routes, with OpenAPI docs at /docs and /redoc.
 
 The model and the index load once, in the lifespan handler; routes are plain `def` functions, so
 the CPU work runs in the thread pool and never blocks the event loop. Every error, the library's
@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -223,7 +224,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 if isinstance(eng.embedder, BatchedEmbedder):
                     eng.embedder.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files installed with fastapi-offline
+    # (served under /static-offline-docs), never from a CDN: the docs work offline too.
+    app = FastAPIOffline(
         title="qa: answers with sources",
         version=qa_version,
         description=(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -151,9 +152,23 @@ def test_health(client):
 
 def test_openapi_docs(client):
     assert "swagger" in client.get("/docs").text.lower()
+    assert "redoc" in client.get("/redoc").text.lower()
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/ask", "/search", "/documents", "/documents/{doc_id}", "/jobs/{job_id}"} <= set(paths)
     assert "ErrorBody" in str(paths["/ask"]["post"]["responses"]["422"])
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_their_assets_from_the_service(client, page):
+    """No CDN: every script, style and icon of the docs pages is served by the service."""
+    html = client.get(page).text
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", html)
+    assert len(assets) >= 2, html
+    for url in assets:
+        assert url.startswith("/static-offline-docs/"), url
+        r = client.get(url)
+        assert r.status_code == 200 and len(r.content) > 1000, url
+    assert "https://" not in html and "http://" not in html
 
 
 def test_without_an_index(make_client):
