@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -50,6 +51,7 @@ from qa.schemas import (
     PassageOut,
     SearchRequest,
     SearchResponse,
+    shown_source,
 )
 from qa.uploads import MAX_FILES, Jobs, TooLarge, UnsupportedType, Upload
 
@@ -102,10 +104,21 @@ def _body(status: int, error: str, message: str, headers: dict | None = None) ->
 
 async def _qa_error(request: Request, exc: Exception) -> JSONResponse:
     status, code = next((s, c) for kind, s, c in _ERRORS if isinstance(exc, kind))
-    message = str(exc) or code
+    message = _without_server_paths(request, str(exc) or code)
     if isinstance(exc, IndexMissing):
         message += "; or upload files with POST /documents"
     return _body(status, code, message)
+
+
+def _without_server_paths(request: Request, message: str) -> str:
+    """A message as clients see it: the index folder's path on the server reads INDEX_DIR."""
+    state = request.app.state
+    folders = [str(state.settings.index_dir)]
+    if getattr(state, "engine", None) is not None:
+        folders.append(str(state.engine.index_dir))
+    for folder in sorted({*folders, *map(os.path.realpath, folders)}, key=len, reverse=True):
+        message = message.replace(folder, "INDEX_DIR")
+    return message
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -354,7 +367,7 @@ def list_documents(
         total=len(docs),
         offset=offset,
         limit=limit,
-        documents=[DocumentSummary(**d) for d in docs[offset : offset + limit]],
+        documents=[DocumentSummary.of(d) for d in docs[offset : offset + limit]],
     )
 
 
@@ -373,7 +386,7 @@ def get_document(doc_id: DocId, engine: EngineDep) -> DocumentFull:
         id=doc.id,
         title=doc.title,
         date=doc.date,
-        source=doc.source,
+        source=shown_source(doc.source, doc.id),
         n_chunks=n_chunks,
         place=doc.place,
         author=doc.author,

@@ -185,7 +185,8 @@ def test_without_an_index(make_client):
         "model": "sentence-transformers/all-MiniLM-L6-v2",
         "index_backend": None,
     }
-    error_of(c.post("/ask", json={"question": "Who?"}), 503, "index_missing", "qa index")
+    body = error_of(c.post("/ask", json={"question": "Who?"}), 503, "index_missing", "qa index")
+    assert "--index INDEX_DIR" in body["message"] and str(c.index_dir) not in body["message"]
     error_of(c.post("/search", json={"query": "bridge"}), 503, "index_missing", "qa index")
     error_of(c.get("/documents/bridge.txt"), 503, "index_missing")
     assert c.get("/documents").json() == {"total": 0, "offset": 0, "limit": 50, "documents": []}
@@ -208,6 +209,44 @@ def test_ask_cites_verbatim_quotes(client):
     for p in body["passages"]:
         doc = client.get(f"/documents/{p['doc_id']}").json()
         assert doc["text"][p["start"] : p["end"]] == p["text"]
+
+
+def test_no_server_path_leaves_the_service(make_client, corpus, tmp_path):
+    """Sources read relative to the folder they were indexed from (ids unchanged); no response
+    names a path on the server."""
+    c = make_client()
+    sub = tmp_path / "notes" / "harbour"
+    sub.mkdir(parents=True)
+    (sub / "ferry.txt").write_text("The night ferry to Oslund takes 9 hours and carries 600 cars.")
+    indexing.index_paths([tmp_path / "notes"], c.index_dir, get_engine_of(c).embedder)
+    zoo = wait_job(c, c.post("/documents", files=[("files", ("zoo.txt", ZOO))]).json()["id"])
+    assert zoo["status"] == "done"
+    bodies = [
+        c.post("/ask", json={"question": "How long does the night ferry to Oslund take?"}),
+        c.post("/ask", json={"question": "Who designed the Harbor Bridge?", "stream": True}),
+        c.post("/ask", json={"question": "What is the capital of Mongolia?"}),  # abstains
+        c.post("/search", json={"query": "snow leopards at the zoo", "top_k": 10}),
+        c.get("/documents"),
+        c.get("/documents/harbour/ferry.txt"),
+        c.get("/documents/zoo.txt"),
+        c.get(f"/jobs/{zoo['id']}"),
+    ]
+    for r in bodies:
+        assert r.status_code == 200, r.text
+        for root in {str(tmp_path), str(tmp_path.resolve()), str(corpus), "/tmp/"}:
+            assert root not in r.text, (r.request.url, r.text[:2000])
+    sources = {d["id"]: d["source"] for d in c.get("/documents").json()["documents"]}
+    assert sources == {
+        **{name: name for name in CORPUS},
+        "harbour/ferry.txt": "harbour/ferry.txt",
+        "zoo.txt": "zoo.txt",
+    }
+    ferry = bodies[0].json()["citations"][0]
+    assert (ferry["doc_id"], ferry["source"]) == ("harbour/ferry.txt", "harbour/ferry.txt")
+
+
+def get_engine_of(c: TestClient):
+    return c.app.state.engine
 
 
 def test_ask_abstains_off_topic(client):
@@ -523,7 +562,7 @@ def test_upload_then_ask_then_delete(make_client):
     assert "14 snow leopards" in body["answer"]
     assert body["citations"][0]["doc_id"] == "zoo.txt"
     assert_verbatim(c, body["citations"])
-    assert c.get("/documents/zoo.txt").json()["source"] == str(stored)
+    assert c.get("/documents/zoo.txt").json()["source"] == "zoo.txt"  # its upload name
     assert c.get("/health").json()["documents"] == len(CORPUS) + 1
 
     assert c.delete("/documents/zoo.txt").status_code == 204

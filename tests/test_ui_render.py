@@ -65,3 +65,8 @@ def test_card_label_says_where_the_quote_is() -> None:
     scanned = c.model_copy(update={"section": None, "ocr": True, "date": "2025-01-02"})
     assert render.card_label(scanned, 3) == "[3] T · 2025-01-02 · p. 12 · OCR"
     assert render.card_label(passage(0, 5)) == "T"
+
+
+def test_source_line_leaves_out_a_missing_date() -> None:
+    assert render.source_line(None, "notes/a_b.txt", 3, 9) == "notes/a\\_b.txt · chars 3–9"
+    assert render.source_line("2025-01-02", "x.txt", 0, 1) == "2025-01-02 · x.txt · chars 0–1"

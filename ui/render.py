@@ -98,8 +98,9 @@ def card_label(item: CitationOut | PassageOut, n: int | None = None) -> str:
 
 
 def source_line(date: str | None, source: str, start: int, end: int) -> str:
-    """The caption under a title: date, source and character span, escaped."""
-    return f"{escape_markdown(date or 'undated')} · {escape_markdown(source)} · chars {start}–{end}"
+    """The caption under a title: date (when known), source and character span, escaped."""
+    parts = [date or "", source, f"chars {start}–{end}"]
+    return " · ".join(escape_markdown(p) for p in parts if p)
 
 
 def draft_markdown(text: str) -> str:
