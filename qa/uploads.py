@@ -329,17 +329,21 @@ class Jobs:
                 continue
             staging = self.uploads / INCOMING / job_id
             try:
-                self._run(job, staging)
+                end = self._run(job, staging)
             except Exception as exc:  # a job must never kill the worker
                 log.exception("indexing job %s failed", job_id)
-                self._update(job, status="failed", stage=None, error=str(exc) or repr(exc))
-            if job.status in ("done", "failed"):  # else the service stopped: resumed later
-                try:
-                    self._save(job)
-                finally:
-                    shutil.rmtree(staging, ignore_errors=True)
+                end = {"status": "failed", "stage": None, "error": str(exc) or repr(exc)}
+            # The end is recorded and the staged files are gone before GET /jobs tells it.
+            with self._lock:
+                ended = job.model_copy(deep=True, update=end)
+            try:
+                self.records.save(ended)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+                self._update(job, **end)
 
-    def _run(self, job: Job, staging: Path) -> None:
+    def _run(self, job: Job, staging: Path) -> dict:
+        """Index the job's pending files; the job's final fields (status, error, ...)."""
         pending = [f for f in job.files if f.status == "pending"]
         self._update(job, status="running", stage="checking", done=0, total=len(pending))
         self._save(job)
@@ -371,8 +375,7 @@ class Jobs:
             good.append(ingest.SourceFile(target, outcome.filename))
             loaded[outcome.filename] = replace(doc, source=str(target))
         if not good:
-            self._update(job, status="failed", stage=None, error="no file could be indexed")
-            return
+            return {"status": "failed", "stage": None, "error": "no file could be indexed"}
 
         def on_progress(stage: str, done: int, total: int) -> None:
             if stage == "writing":  # of the whole index; say it in this upload's files
@@ -392,15 +395,14 @@ class Jobs:
                 outcomes[by_path.get(path, Path(path).name)], status="failed", error=reason
             )
         ok = any(f.status not in ("failed", "pending") for f in job.files)
-        self._update(
-            job,
-            status="done" if ok else "failed",
-            stage="done",
-            done=len(good),
-            total=len(good),
-            version=report.version,
-            error=None if ok else "no file could be indexed",
-        )
+        return {
+            "status": "done" if ok else "failed",
+            "stage": "done",
+            "done": len(good),
+            "total": len(good),
+            "version": report.version,
+            "error": None if ok else "no file could be indexed",
+        }
 
     def _index(
         self,
