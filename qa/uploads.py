@@ -214,8 +214,10 @@ class Jobs:
             raise
         with self._lock:
             self._jobs[job.id] = job
-            self._forget_old()
+            forgotten = self._forget_old()
             queued = job.model_copy(deep=True)
+        for old in forgotten:
+            self.records.remove(old)
         self._queue.put(job.id)
         return queued
 

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from qa import indexing, store
+from qa import indexing, store, uploads
 from qa.api import create_app, get_engine
 from qa.config import Settings
 from qa.uploads import MAX_FILES
@@ -845,3 +845,17 @@ def test_unfinished_jobs_are_finished_at_start(make_client):
         assert not list((uploads / ".incoming").iterdir())
     saved = json.loads((records / "a1.json").read_text())
     assert saved["status"] == "done" and saved["files"][0]["status"] == "added"
+
+
+def test_only_the_latest_jobs_are_kept(make_client, monkeypatch):
+    monkeypatch.setattr(uploads, "KEEP_JOBS", 2)
+    c = make_client()
+    ids = []
+    for n in range(4):
+        data = f"The Riverside Zoo keeps {n + 10} otters.".encode()
+        ids.append(c.post("/documents", files=[("files", ("otters.txt", data))]).json()["id"])
+        wait_job(c, ids[-1])
+    records = c.index_dir / "uploads" / ".jobs"
+    assert sorted(p.stem for p in records.iterdir()) == sorted(ids[-2:])
+    error_of(c.get(f"/jobs/{ids[0]}"), 404, "not_found", "the last 2 uploads are kept")
+    assert c.get(f"/jobs/{ids[-1]}").json()["status"] == "done"
