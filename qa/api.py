@@ -423,12 +423,17 @@ def upload_documents(
 ) -> Job:
     """Save files and index them in the background; poll GET /jobs/{id} for progress.
 
-    The document id is the file name: uploading a name again replaces its document.
+    The document id is the file name: uploading a name again replaces its document. Each file
+    is judged on its own: a bad one (empty, too large, a type that cannot be indexed) is
+    `failed` in the job with its reason while the rest are indexed; a request with no usable
+    file is refused. An accepted upload is on disk before this answers, and is finished after
+    a restart.
     """
     return jobs.submit([Upload(f.filename, f.file, f.size) for f in files])
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses={**_404, **_422}, tags=["documents"])
 def get_job(job_id: str, jobs: JobsDep) -> Job:
-    """Progress of an upload (stage, done, total) and what happened to each file."""
+    """Progress of an upload (stage, done, total) and what happened to each file; kept across
+    restarts for the last 200 uploads."""
     return jobs.get(job_id)
