@@ -1,4 +1,4 @@
-"""The HTTP service: the Engine behind FastAPI routes, with OpenAPI docs at /docs.
+"""The HTTP service: the Engine behind FastAPI routes, with OpenAPI docs at /docs and /redoc.
 
 The models (both runtimes of the encoder, the reader) and the index load once, at start: `qa serve`
 loads them in the background, so `/health` answers at once with `"ready": false` until they are
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -56,6 +58,7 @@ from qa.schemas import (
     PassageOut,
     SearchRequest,
     SearchResponse,
+    shown_source,
 )
 from qa.uploads import MAX_FILES, Jobs, TooLarge, UnsupportedType, Upload
 
@@ -123,10 +126,22 @@ def _error(
 
 async def _qa_error(request: Request, exc: Exception) -> JSONResponse:
     status, code = next((s, c) for kind, s, c in _ERRORS if isinstance(exc, kind))
-    message = str(exc) or code
+    message = _without_server_paths(request, str(exc) or code)
     if isinstance(exc, IndexMissing):
         message += "; or upload files with POST /documents"
     return _error(request.url.path, status, code, message)
+
+
+def _without_server_paths(request: Request, message: str) -> str:
+    """A message as clients see it: the index folder's path on the server reads INDEX_DIR."""
+    state = request.app.state
+    folders = [str(state.settings.index_dir)]
+    startup = getattr(state, "startup", None)
+    if startup is not None and startup.engine is not None:
+        folders.append(str(startup.engine.index_dir))
+    for folder in sorted({*folders, *map(os.path.realpath, folders)}, key=len, reverse=True):
+        message = message.replace(folder, "INDEX_DIR")
+    return message
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -323,7 +338,9 @@ def create_app(
                 if isinstance(eng.embedder, BatchedEmbedder):
                     eng.embedder.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files installed with fastapi-offline
+    # (served under /static-offline-docs), never from a CDN: the docs work offline too.
+    app = FastAPIOffline(
         title="qa: answers with sources",
         version=qa_version,
         description=(
@@ -472,7 +489,7 @@ def list_documents(
         total=len(docs),
         offset=offset,
         limit=limit,
-        documents=[DocumentSummary(**d) for d in docs[offset : offset + limit]],
+        documents=[DocumentSummary.of(d) for d in docs[offset : offset + limit]],
     )
 
 
@@ -491,7 +508,7 @@ def get_document(doc_id: DocId, engine: EngineDep) -> DocumentFull:
         id=doc.id,
         title=doc.title,
         date=doc.date,
-        source=doc.source,
+        source=shown_source(doc.source, doc.id),
         n_chunks=n_chunks,
         place=doc.place,
         author=doc.author,
@@ -528,12 +545,17 @@ def upload_documents(
 ) -> Job:
     """Save files and index them in the background; poll GET /jobs/{id} for progress.
 
-    The document id is the file name: uploading a name again replaces its document.
+    The document id is the file name: uploading a name again replaces its document. Each file
+    is judged on its own: a bad one (empty, too large, a type that cannot be indexed) is
+    `failed` in the job with its reason while the rest are indexed; a request with no usable
+    file is refused. An accepted upload is on disk before this answers, and is finished after
+    a restart.
     """
     return jobs.submit([Upload(f.filename, f.file, f.size) for f in files])
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses={**_404, **_422}, tags=["documents"])
 def get_job(job_id: str, jobs: JobsDep) -> Job:
-    """Progress of an upload (stage, done, total) and what happened to each file."""
+    """Progress of an upload (stage, done, total) and what happened to each file; kept across
+    restarts for the last 200 uploads."""
     return jobs.get(job_id)

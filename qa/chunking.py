@@ -42,7 +42,7 @@ def split_sentences(text: str) -> list[Span]:
         start = block_start
         block = text[block_start:block_end]
         for match in _BOUNDARY.finditer(block):
-            if match.group(1) == "." and _is_abbreviation(block[: match.start(1)]):
+            if match.group(1) == "." and _is_abbreviation(block, match.start(1)):
                 continue
             end = block_start + match.end(2)
             if end > start:
@@ -71,8 +71,16 @@ def _blocks(text: str) -> list[Span]:
     return spans
 
 
-def _is_abbreviation(before: str) -> bool:
-    match = _LAST_WORD.search(before)
+_WORD_WINDOW = 64  # characters before a full stop searched for its word
+
+
+def _is_abbreviation(block: str, dot: int) -> bool:
+    """Whether the word before the full stop at `block[dot]` is an abbreviation or initials."""
+    # The word is looked for in a window before the stop, not in all the text before it: a
+    # search anchored at the end of a long paragraph would scan it whole for every sentence.
+    match = _LAST_WORD.search(block, max(0, dot - _WORD_WINDOW), dot)
+    if match and match.start() == max(0, dot - _WORD_WINDOW) > 0:
+        match = _LAST_WORD.search(block, 0, dot)  # a word longer than the window
     if not match:
         return False
     word = match.group(1).lower().strip(".")

@@ -281,6 +281,7 @@ def _embed_documents(
 
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     if todo:
+        on_batch(0, len(todo))  # before the first batch, which may wait for the model to load
         vectors[todo] = embedder.embed([texts[i] for i in todo], batch_size, progress, on_batch)
     for i, src in copies:
         vectors[i] = vectors[src]

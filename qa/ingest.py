@@ -29,7 +29,8 @@ SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 # Bump when what a loader extracts changes (text, title, date, marks): indexes built by an older
 # version are re-read and re-embedded on the next `qa index`, even for unchanged files.
 # 3: pages and sections (marks), saved web pages by trafilatura, OCR of scanned PDF pages.
-VERSION = 3
+# 4: a plain-text file whose first line reads as a title has it as its title.
+VERSION = 4
 
 OnPage = Callable[[int, int], None]  # (pages OCR'd so far, pages to OCR)
 
@@ -134,7 +135,11 @@ def load(
     text, date, place = _dateline(full)
     if not text:
         raise LoadError("no text found in the file")
-    title = (parsed.title or "").strip() or _title_from_name(path)
+    title = (
+        (parsed.title or "").strip()
+        or (_title_line(text) if suffix == ".txt" and not place else None)  # not "Place: …"
+        or _title_from_name(path)
+    )
     return Document(
         id=doc_id,
         text=text,
@@ -207,6 +212,25 @@ def _valid_date(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_TITLE_MAX_CHARS = 120
+_TITLE_MAX_WORDS = 16
+
+
+def _title_line(text: str) -> str | None:
+    """A plain text's first line when it reads as a title: followed by more text, short, with
+    letters, not a list item, and not ending like a sentence or a clause ("Quillton festival
+    report", not "The festival takes place in March.")."""
+    first, newline, rest = text.partition("\n")
+    line = first.strip()
+    if not newline or not rest.strip() or not line:
+        return None
+    if len(line) > _TITLE_MAX_CHARS or len(line.split()) > _TITLE_MAX_WORDS:
+        return None
+    if line[-1] in ".,;:" or line[0] in "-*•+>|" or not any(ch.isalpha() for ch in line):
+        return None
+    return line
 
 
 def _title_from_name(path: Path) -> str:

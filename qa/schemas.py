@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -24,6 +25,28 @@ SECTION_DOC = (
     "where the document has no headings there."
 )
 OCR_DOC = "True when that text was read from a scanned page by OCR (check it against the page)."
+
+
+SOURCE_DOC = (
+    "Where the document came from: its path relative to the folder it was indexed from, or its "
+    "file name (an upload, a file named on its own); never a path of the server's."
+)
+
+
+def shown_source(source: str, doc_id: str) -> str:
+    """A document's source as the service shows it: the indexed path relative to its folder.
+
+    Indexes store the absolute path (to find the file again); what leaves the service is the
+    part of it the document id names (a folder's file: its relative path; a file named on its
+    own or uploaded: its name), else the file name. A URL or a relative path is kept.
+    """
+    path = PurePosixPath(source)
+    if "://" in source or not path.is_absolute():
+        return source
+    rel = PurePosixPath(doc_id)
+    if not rel.is_absolute() and rel.parts and path.parts[-len(rel.parts) :] == rel.parts:
+        return rel.as_posix()
+    return path.name
 
 
 class Message(BaseModel):
@@ -87,7 +110,7 @@ class CitationOut(BaseModel):
     doc_id: str
     title: str
     date: str | None
-    source: str
+    source: str = Field(description=SOURCE_DOC)
     quote: str
     start: int
     end: int
@@ -98,7 +121,7 @@ class CitationOut(BaseModel):
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
-        return cls(**c.__dict__)
+        return cls(**{**c.__dict__, "source": shown_source(c.source, c.doc_id)})
 
 
 class PassageOut(BaseModel):
@@ -107,7 +130,7 @@ class PassageOut(BaseModel):
     doc_id: str
     title: str
     date: str | None
-    source: str
+    source: str = Field(description=SOURCE_DOC)
     start: int
     end: int
     text: str
@@ -120,7 +143,7 @@ class PassageOut(BaseModel):
 
     @classmethod
     def of(cls, p: Passage) -> PassageOut:
-        return cls(**p.__dict__)
+        return cls(**{**p.__dict__, "source": shown_source(p.source, p.doc_id)})
 
 
 class AskResponse(BaseModel):
@@ -189,8 +212,13 @@ class DocumentSummary(BaseModel):
     id: str
     title: str
     date: str | None
-    source: str
+    source: str = Field(description=SOURCE_DOC)
     n_chunks: int
+
+    @classmethod
+    def of(cls, meta: dict) -> DocumentSummary:
+        """From a manifest entry with its id (Engine.documents)."""
+        return cls(**{**meta, "source": shown_source(meta["source"], meta["id"])})
 
 
 class DocumentPage(BaseModel):
@@ -208,20 +236,29 @@ class DocumentFull(DocumentSummary):
 
 
 class FileOutcome(BaseModel):
+    """What happened to one file of an upload; `error` says why it was not indexed."""
+
     filename: str
     status: Literal["pending", "added", "updated", "unchanged", "failed"]
     error: str | None = None
 
 
 class Job(BaseModel):
+    """An upload being indexed: its progress, and each file's outcome."""
+
     id: str
     status: Literal["queued", "running", "done", "failed"]
-    stage: str | None = None
-    done: int = 0
-    total: int = 0
+    stage: str | None = Field(
+        None,
+        description="checking (files), reading (files), reading scanned pages (pages), "
+        "embedding (chunks of this upload), writing (files), done.",
+    )
+    done: int = Field(0, description="Units of the stage done so far.")
+    total: int = Field(0, description="Units of the stage in all.")
     files: list[FileOutcome]
     error: str | None = None
     version: str | None = None
+    created_at: str | None = Field(None, description="When it was accepted (UTC, ISO 8601).")
 
 
 class Health(BaseModel):

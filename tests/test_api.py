@@ -6,7 +6,9 @@ that changes it.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from qa import indexing, store
+from qa import indexing, store, uploads
 from qa.api import create_app, get_engine
 from qa.config import Settings
 from qa.uploads import MAX_FILES
@@ -151,9 +153,23 @@ def test_health(client):
 
 def test_openapi_docs(client):
     assert "swagger" in client.get("/docs").text.lower()
+    assert "redoc" in client.get("/redoc").text.lower()
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/ask", "/search", "/documents", "/documents/{doc_id}", "/jobs/{job_id}"} <= set(paths)
     assert "ErrorBody" in str(paths["/ask"]["post"]["responses"]["422"])
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_their_assets_from_the_service(client, page):
+    """No CDN: every script, style and icon of the docs pages is served by the service."""
+    html = client.get(page).text
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", html)
+    assert len(assets) >= 2, html
+    for url in assets:
+        assert url.startswith("/static-offline-docs/"), url
+        r = client.get(url)
+        assert r.status_code == 200 and len(r.content) > 1000, url
+    assert "https://" not in html and "http://" not in html
 
 
 def test_without_an_index(make_client):
@@ -172,7 +188,8 @@ def test_without_an_index(make_client):
         "model": "sentence-transformers/all-MiniLM-L6-v2",
         "index_backend": None,
     }
-    error_of(c.post("/ask", json={"question": "Who?"}), 503, "index_missing", "qa index")
+    body = error_of(c.post("/ask", json={"question": "Who?"}), 503, "index_missing", "qa index")
+    assert "--index INDEX_DIR" in body["message"] and str(c.index_dir) not in body["message"]
     error_of(c.post("/search", json={"query": "bridge"}), 503, "index_missing", "qa index")
     error_of(c.get("/documents/bridge.txt"), 503, "index_missing")
     assert c.get("/documents").json() == {"total": 0, "offset": 0, "limit": 50, "documents": []}
@@ -195,6 +212,44 @@ def test_ask_cites_verbatim_quotes(client):
     for p in body["passages"]:
         doc = client.get(f"/documents/{p['doc_id']}").json()
         assert doc["text"][p["start"] : p["end"]] == p["text"]
+
+
+def test_no_server_path_leaves_the_service(make_client, corpus, tmp_path):
+    """Sources read relative to the folder they were indexed from (ids unchanged); no response
+    names a path on the server."""
+    c = make_client()
+    sub = tmp_path / "notes" / "harbour"
+    sub.mkdir(parents=True)
+    (sub / "ferry.txt").write_text("The night ferry to Oslund takes 9 hours and carries 600 cars.")
+    indexing.index_paths([tmp_path / "notes"], c.index_dir, get_engine_of(c).embedder)
+    zoo = wait_job(c, c.post("/documents", files=[("files", ("zoo.txt", ZOO))]).json()["id"])
+    assert zoo["status"] == "done"
+    bodies = [
+        c.post("/ask", json={"question": "How long does the night ferry to Oslund take?"}),
+        c.post("/ask", json={"question": "Who designed the Harbor Bridge?", "stream": True}),
+        c.post("/ask", json={"question": "What is the capital of Mongolia?"}),  # abstains
+        c.post("/search", json={"query": "snow leopards at the zoo", "top_k": 10}),
+        c.get("/documents"),
+        c.get("/documents/harbour/ferry.txt"),
+        c.get("/documents/zoo.txt"),
+        c.get(f"/jobs/{zoo['id']}"),
+    ]
+    for r in bodies:
+        assert r.status_code == 200, r.text
+        for root in {str(tmp_path), str(tmp_path.resolve()), str(corpus), "/tmp/"}:
+            assert root not in r.text, (r.request.url, r.text[:2000])
+    sources = {d["id"]: d["source"] for d in c.get("/documents").json()["documents"]}
+    assert sources == {
+        **{name: name for name in CORPUS},
+        "harbour/ferry.txt": "harbour/ferry.txt",
+        "zoo.txt": "zoo.txt",
+    }
+    ferry = bodies[0].json()["citations"][0]
+    assert (ferry["doc_id"], ferry["source"]) == ("harbour/ferry.txt", "harbour/ferry.txt")
+
+
+def get_engine_of(c: TestClient):
+    return c.app.state.startup.engine
 
 
 def test_ask_abstains_off_topic(client):
@@ -436,11 +491,11 @@ BAD_UPLOADS = [
         f"maximum number of files is {MAX_FILES}",
     ),
     (
-        "one-bad-of-two",
-        {"files": [("files", ("good.txt", b"fine")), ("files", ("../bad.txt", b"no"))]},
+        "two-bad",
+        {"files": [("files", ("tool.exe", b"MZ")), ("files", ("empty.txt", b""))]},
         422,
         "invalid_input",
-        "path",
+        "'tool.exe': unsupported file type .exe",
     ),
 ]
 
@@ -469,6 +524,13 @@ def test_bad_uploads_change_nothing(upload_client, tmp_path, kwargs, status, cod
     assert file_tree(upload_client.index_dir) == before
     assert file_tree(upload_client.index_dir.parent) == outside
     assert upload_client.get("/health").json()["documents"] == len(CORPUS)
+
+
+def test_all_bad_files_are_refused_each_with_its_reason(upload_client):
+    files = [("files", ("tool.exe", b"MZ")), ("files", ("empty.txt", b""))]
+    body = error_of(upload_client.post("/documents", files=files), 422, "invalid_input")
+    assert "'tool.exe': unsupported file type .exe; upload one of .txt" in body["message"]
+    assert "'empty.txt': the file is empty" in body["message"]
 
 
 def test_oversized_request_refused_before_reading(upload_client):
@@ -503,7 +565,7 @@ def test_upload_then_ask_then_delete(make_client):
     assert "14 snow leopards" in body["answer"]
     assert body["citations"][0]["doc_id"] == "zoo.txt"
     assert_verbatim(c, body["citations"])
-    assert c.get("/documents/zoo.txt").json()["source"] == str(stored)
+    assert c.get("/documents/zoo.txt").json()["source"] == "zoo.txt"  # its upload name
     assert c.get("/health").json()["documents"] == len(CORPUS) + 1
 
     assert c.delete("/documents/zoo.txt").status_code == 204
@@ -548,6 +610,37 @@ def test_upload_several_with_a_broken_one(make_client):
     # The broken upload did not replace the file stored before.
     assert (c.index_dir / "uploads" / "report.pdf").read_bytes() == b"the good old file"
     assert not list((c.index_dir / "uploads" / ".incoming").iterdir())
+
+
+def test_one_bad_file_does_not_sink_the_batch(make_client):
+    """Each bad file is reported with its reason at once; the good ones are indexed."""
+    c = make_client(max_upload_mb=0.002)
+    files = [
+        ("files", ("zoo.txt", ZOO)),
+        ("files", ("empty.txt", b"")),
+        ("files", ("tool.exe", b"MZ\x90\x00")),
+        ("files", ("big.txt", b"x" * 3000)),
+        ("files", ("../escape.txt", b"no")),
+    ]
+    r = c.post("/documents", files=files)
+    assert r.status_code == 202, r.text
+    queued = {f["filename"]: f for f in r.json()["files"]}
+    assert queued["zoo.txt"] == {"filename": "zoo.txt", "status": "pending", "error": None}
+    reasons = {
+        "empty.txt": "the file is empty",
+        "tool.exe": "unsupported file type .exe; upload one of .txt",
+        "big.txt": "over the upload limit of 0.002 MB per file (QA_MAX_UPLOAD_MB)",
+        "../escape.txt": "its name holds a path; send the bare file name, e.g. 'escape.txt'",
+    }
+    for name, reason in reasons.items():
+        assert queued[name]["status"] == "failed" and reason in queued[name]["error"], queued
+    job = wait_job(c, r.json()["id"])
+    assert job["status"] == "done", job
+    assert [f["status"] for f in job["files"]] == ["added"] + ["failed"] * 4
+    assert job["files"][1:] == r.json()["files"][1:]  # the reasons stay in the job
+    assert sorted(p.name for p in (c.index_dir / "uploads").iterdir() if p.is_file()) == ["zoo.txt"]
+    answer = c.post("/ask", json={"question": "How many snow leopards live at Riverside Zoo?"})
+    assert "14 snow leopards" in answer.json()["answer"]
 
 
 def test_job_fails_when_nothing_indexes(make_client):
@@ -701,3 +794,76 @@ def test_values_of_the_wrong_json_type_are_rejected_not_coerced(client, body):
     response = client.post("/ask", json=body)
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_input"
+
+
+# Uploads survive restarts
+
+
+def test_jobs_are_answered_after_a_restart(make_client, tmp_path):
+    c = make_client()
+    job = wait_job(c, c.post("/documents", files=[("files", ("zoo.txt", ZOO))]).json()["id"])
+    assert job["status"] == "done"
+    c.__exit__(None, None, None)
+    with TestClient(create_app(settings_for(c.index_dir))) as again:
+        assert again.get(f"/jobs/{job['id']}").json() == job
+
+
+def test_unfinished_jobs_are_finished_at_start(make_client):
+    """What a crash leaves (records of queued and running jobs, their staged files, a staged
+    folder no record owns, a broken record) is resolved when the service starts."""
+    c = make_client()
+    c.__exit__(None, None, None)
+    uploads = c.index_dir / "uploads"
+    records = uploads / ".jobs"
+    records.mkdir(parents=True)
+
+    def left(job_id: str, status: str, staged: dict[str, bytes], files: list[dict]) -> None:
+        (uploads / ".incoming" / job_id).mkdir(parents=True)
+        for name, data in staged.items():
+            (uploads / ".incoming" / job_id / name).write_bytes(data)
+        record = {"id": job_id, "status": status, "files": files, "created_at": job_id}
+        (records / f"{job_id}.json").write_text(json.dumps(record))
+
+    pending = {"status": "pending", "error": None}
+    ferry = b"The night ferry to Oslund takes 9 hours and carries 600 cars."
+    left("a1", "running", {"zoo.txt": ZOO}, [{"filename": "zoo.txt", **pending}])
+    left(
+        "b2",
+        "queued",
+        {"ferry.txt": ferry},
+        [{"filename": "ferry.txt", **pending}, {"filename": "lost.txt", **pending}],
+    )
+    left("c3", "queued", {}, [{"filename": "gone.txt", **pending}])
+    (uploads / ".incoming" / "orphan").mkdir()  # staged, but the request never got its 202
+    (uploads / ".incoming" / "orphan" / "x.txt").write_text("never accepted")
+    (records / "d4.json").write_text('{"id": "d4", "stat')  # cannot happen; still handled
+
+    with TestClient(create_app(settings_for(c.index_dir))) as again:
+        zoo, both, gone = (wait_job(again, j) for j in ("a1", "b2", "c3"))
+        assert zoo["status"] == "done" and zoo["files"][0]["status"] == "added", zoo
+        assert both["status"] == "done", both
+        assert [f["status"] for f in both["files"]] == ["added", "failed"]
+        assert "lost when the service stopped; upload it again" in both["files"][1]["error"]
+        assert gone["status"] == "failed" and gone["files"][0]["status"] == "failed", gone
+        broken = again.get("/jobs/d4").json()
+        assert broken["status"] == "failed" and "upload the files again" in broken["error"]
+        answer = again.post("/ask", json={"question": "How long does the night ferry take?"})
+        assert "9 hours" in answer.json()["answer"]
+        assert again.get("/health").json()["documents"] == len(CORPUS) + 2
+        assert not list((uploads / ".incoming").iterdir())
+    saved = json.loads((records / "a1.json").read_text())
+    assert saved["status"] == "done" and saved["files"][0]["status"] == "added"
+
+
+def test_only_the_latest_jobs_are_kept(make_client, monkeypatch):
+    monkeypatch.setattr(uploads, "KEEP_JOBS", 2)
+    c = make_client()
+    ids = []
+    for n in range(4):
+        data = f"The Riverside Zoo keeps {n + 10} otters.".encode()
+        ids.append(c.post("/documents", files=[("files", ("otters.txt", data))]).json()["id"])
+        wait_job(c, ids[-1])
+    records = c.index_dir / "uploads" / ".jobs"
+    assert sorted(p.stem for p in records.iterdir()) == sorted(ids[-2:])
+    error_of(c.get(f"/jobs/{ids[0]}"), 404, "not_found", "the last 2 uploads are kept")
+    assert c.get(f"/jobs/{ids[-1]}").json()["status"] == "done"

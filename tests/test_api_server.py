@@ -96,3 +96,57 @@ def test_serve_upload_and_ask(server):
         text = http.get(f"/documents/{cite['doc_id']}").json()["text"]
         assert text[cite["start"] : cite["end"]] == cite["quote"]
         assert httpx.get(f"{server}/health").json()["documents"] == 1
+
+
+def wait_for(http: httpx.Client, job_id: str, done, timeout: float = 300.0) -> dict:
+    """Poll GET /jobs/{id} until `done(job)` holds; the job then."""
+    deadline = time.monotonic() + timeout
+    while not done(job := http.get(f"/jobs/{job_id}").json()):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    return job
+
+
+def test_an_accepted_upload_survives_kill_9(tmp_path):
+    """Killed (SIGKILL) while one upload is being embedded and another waits, the service
+    finishes both at its next start, and answers GET /jobs/{id} for them."""
+    env = child_env(PYTHONUNBUFFERED="1")
+    # Long enough (about 200 chunks) that the kill lands while it is being embedded.
+    towers = " ".join(
+        f"Tower {i} of the Selvik estate has {i * 7 + 3} windows and {i % 9 + 2} lifts."
+        for i in range(3000)
+    ).encode()
+    proc, url = start(tmp_path, env)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            first = http.post("/documents", files=[("files", ("towers.txt", towers))])
+            second = http.post("/documents", files=[("files", ("tower.txt", FACT))])
+            assert first.status_code == second.status_code == 202, (first.text, second.text)
+            first_id, second_id = first.json()["id"], second.json()["id"]
+            running = wait_for(http, first_id, lambda j: j["stage"] == "embedding")
+            assert running["status"] == "running" and running["done"] < running["total"]
+            assert http.get(f"/jobs/{second_id}").json()["status"] == "queued"
+        proc.kill()
+        proc.wait(timeout=20)
+    finally:
+        stop(proc)
+    incoming = tmp_path / "index" / "uploads" / ".incoming"
+    assert sorted(p.name for p in incoming.iterdir()) == sorted([first_id, second_id])
+
+    proc, url = start(tmp_path, env)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for job_id, name in ((first_id, "towers.txt"), (second_id, "tower.txt")):
+                job = wait_for(http, job_id, lambda j: j["status"] in ("done", "failed"))
+                assert job["status"] == "done", job
+                assert job["files"] == [{"filename": name, "status": "added", "error": None}]
+            assert http.get("/health").json()["documents"] == 2
+            floors = http.post("/ask", json={"question": "How many floors has the Glass Tower?"})
+            assert "77 floors" in floors.json()["answer"]
+            windows = http.post(
+                "/ask", json={"question": "How many windows has Tower 1234 of the Selvik estate?"}
+            )
+            assert "8641 windows" in windows.json()["answer"], windows.json()
+        assert not list(incoming.iterdir())
+    finally:
+        stop(proc)

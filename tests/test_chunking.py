@@ -107,3 +107,18 @@ def test_every_chunk_is_its_documents_text_at_its_offsets(text, budget, overlap)
         for i in range(chunk.start, chunk.end):
             covered[i] = True
     assert all(covered[i] or text[i].isspace() for i in range(len(text)))
+
+
+def test_a_long_paragraph_splits_in_linear_time():
+    """One paragraph of 20,000 sentences (an upload without line breaks): each full stop looks
+    back a few characters for its word, not over the whole paragraph (minutes, before)."""
+    import time
+
+    text = " ".join(
+        f"Tower {i} has {i * 7} windows, says Dr. Lund of the U.S. office." for i in range(20_000)
+    )
+    started = time.perf_counter()
+    spans = split_sentences(text)
+    assert time.perf_counter() - started < 10
+    assert len(spans) == 20_000  # "Dr." and "U.S." end no sentence
+    assert text[spans[1].start : spans[1].end].startswith("Tower 1 has 7 windows")

@@ -21,6 +21,35 @@ def test_seed_article_dateline_becomes_metadata():
     assert len(doc.hash) == 64
 
 
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        (
+            "Quillton festival report\n\nThe festival takes place in March.",
+            "Quillton festival report",
+        ),
+        (
+            "date 2024-05-01 Harwick: Harbour news\nThe ferry runs again.",
+            None,
+        ),  # a place, not a title
+        (
+            "date 2024-05-01\nHarbour reopens after storm\n\nThe harbour is open.",
+            "Harbour reopens after storm",
+        ),
+        ("The festival takes place in March.\nIt is old.", None),  # a sentence
+        ("Agenda:\n- budget\n- roads", None),
+        ("- first item\n- second item", None),
+        ("2024\n\nA year of records.", None),  # no letters
+        ("Only one line, no title", None),
+        (" ".join(["word"] * 20) + "\nmore", None),  # too long for a title
+    ],
+)
+def test_a_plain_text_title_is_its_first_line_when_it_reads_as_one(tmp_path, text, title):
+    path = tmp_path / "reko-diq-notes.txt"
+    path.write_text(text, encoding="utf-8")
+    assert load(path, path.name).title == (title or "Reko Diq Notes")
+
+
 def test_html_title_meta_date_and_text_without_scripts(tmp_path):
     page = tmp_path / "page.html"
     page.write_text(

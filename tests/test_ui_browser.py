@@ -8,11 +8,13 @@ sees the page of its citation; screenshots go to test-output/.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from qa.launcher import port_free
@@ -32,6 +34,7 @@ FLAGS = [
     "--no-first-run",
 ]
 WAIT_MS = 120_000  # generous: the tests wait on states, and a busy 2-core machine is slow
+JOB_MS = 300_000  # an upload on a busy machine: the model loads, then every chunk is embedded
 
 
 def _need(what: str) -> None:
@@ -109,6 +112,10 @@ def test_ask_in_a_browser(browser_context, qa_up) -> None:
     expect(quote).to_be_visible()
     expect(quote).to_contain_text("$1.25 billion")
     expect(card).to_contain_text("2026-02-06")
+    # Its source relative to the folder it was indexed from: no path of the server's.
+    expect(card.get_by_test_id("stCaptionContainer").first).to_have_text(
+        re.compile(r"^2026-02-06 · reko-diq-exim-2026-02-06\.txt · chars \d+–\d+$")
+    )
     card.scroll_into_view_if_needed()
     page.screenshot(path=str(OUT / "ui-answer.png"), full_page=True)
 
@@ -144,7 +151,8 @@ def _upload(page, qa_up, path):
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
     sidebar.get_by_role("button", name="Index 1 file(s)").click()
-    expect(sidebar).to_contain_text("Indexed: 1 added")
+    # The first upload may wait for the indexing model to load on a busy machine.
+    expect(sidebar).to_contain_text("Indexed: 1 added", timeout=JOB_MS)
     return sidebar
 
 
@@ -172,13 +180,20 @@ def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
 
     answer = _ask(page, "How many visitors did the Zorblat festival attract in 2025?")
     expect(answer).to_contain_text("12,400")
+    card = answer.get_by_test_id("stExpander").first
+    expect(card.locator("summary")).to_contain_text("[1] Quillton festival report")  # line 1
+    card.locator("summary").click()
+    caption = card.get_by_test_id("stCaptionContainer").first
+    expect(caption).to_have_text(re.compile(r"^quillton-festival\.txt · chars \d+–\d+$"))
     page.screenshot(path=str(OUT / "ui-upload.png"), full_page=True)
 
     # Remove it again from the document list, with the confirmation step.
     docs = sidebar.get_by_test_id("stExpander").filter(has_text="Documents (2)")
     docs.locator("summary").click()
     docs.locator("[class*='st-key-del-quillton'] button:visible").click()
-    expect(sidebar).to_contain_text("Remove quillton-festival.txt (Quillton Festival) from the")
+    expect(sidebar).to_contain_text(
+        "Remove quillton-festival.txt (Quillton festival report) from the"
+    )
     sidebar.get_by_role("button", name="Remove", exact=True).click()
     expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("1")
     expect(sidebar).to_contain_text("Documents (1)")
@@ -206,6 +221,144 @@ def test_a_pdf_citation_shows_its_page(browser_context, qa_up, tmp_path) -> None
     expect(card.locator("summary")).to_contain_text("[1] Zentrix Quarry · ")  # then its date
     expect(card.locator("summary")).to_contain_text(" · p. 2")
     page.screenshot(path=str(OUT / "ui-pdf-page.png"), full_page=True)
+
+
+def _documents(page) -> int:
+    """The document count the sidebar shows."""
+    from playwright.sync_api import expect
+
+    metric = page.get_by_test_id("stSidebar").get_by_test_id("stMetricValue").first
+    expect(metric).to_have_text(re.compile(r"^\d+$"), timeout=WAIT_MS)
+    return int(metric.inner_text())
+
+
+def test_asking_while_a_file_is_indexed(browser_context, qa_up, tmp_path) -> None:
+    """The upload stays followed through a question, which says the file is still being
+    indexed; then the job's end shows, the count goes up, and the file answers."""
+    from playwright.sync_api import expect
+
+    towers = tmp_path / "selvik-towers.txt"
+    towers.write_text(
+        "Selvik estate towers\n\n"
+        + " ".join(
+            f"Tower {i} of the Selvik estate has {i * 7 + 3} windows and {i % 9 + 2} lifts."
+            for i in range(1500)
+        ),
+        encoding="utf-8",
+    )
+    page = browser_context.new_page()
+    page.goto(qa_up["ui"])
+    before = _documents(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(towers))
+    sidebar.get_by_role("button", name="Index 1 file(s)").click()
+    progress = sidebar.get_by_test_id("stProgress")
+    expect(progress).to_contain_text(re.compile(r"Embedding: \d+ of \d+ chunks"), timeout=JOB_MS)
+    embedding = re.search(r"of (\d+) chunks", progress.inner_text())
+    expect(sidebar.get_by_role("button", name="Index 1 file(s)")).to_have_count(0, timeout=WAIT_MS)
+
+    answer = _ask(page, "How many windows has Tower 1234 of the Selvik estate?")
+    expect(answer).to_contain_text(
+        "Still being indexed when this was answered: selvik-towers.txt", timeout=WAIT_MS
+    )
+    expect(answer.get_by_test_id("stCaptionContainer").last).to_contain_text(
+        " ms", timeout=WAIT_MS
+    )  # answered
+
+    # The question did not lose the upload: it is followed to its end, the count follows.
+    expect(sidebar).to_contain_text("Indexed: 1 added", timeout=JOB_MS)
+    expect(sidebar).to_contain_text("selvik-towers.txt · added", timeout=WAIT_MS)
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text(
+        str(before + 1), timeout=WAIT_MS
+    )
+    expect(sidebar.get_by_role("button", name="Index 1 file(s)")).to_have_count(0, timeout=WAIT_MS)
+    docs = httpx.get(f"{qa_up['api']}/documents", params={"limit": 1000}).json()["documents"]
+    (entry,) = [d for d in docs if d["id"] == "selvik-towers.txt"]
+    assert embedding is not None and int(embedding.group(1)) == entry["n_chunks"]  # this file's
+
+    chat = page.get_by_placeholder("Ask about your documents")
+    chat.fill("How many windows has Tower 1234 of the Selvik estate?")
+    chat.press("Enter")
+    again = page.get_by_test_id("stChatMessage").nth(3)
+    expect(again).to_contain_text("8641 windows", timeout=WAIT_MS)
+    expect(again).not_to_contain_text("Still being indexed", timeout=WAIT_MS)
+    page.screenshot(path=str(OUT / "ui-upload-while-asking.png"), full_page=True)
+
+
+def test_a_bad_file_does_not_sink_the_batch(browser_context, qa_up, tmp_path) -> None:
+    """Each file of one upload gets its own outcome, the reason shown as text."""
+    from playwright.sync_api import expect
+
+    good = tmp_path / "harbour-note.txt"
+    good.write_text("The Brannock harbour crane lifts 62 tonnes.", encoding="utf-8")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    tool = tmp_path / "tool.exe"
+    tool.write_bytes(b"MZ\x90\x00 not a document")
+    page = browser_context.new_page()
+    page.goto(qa_up["ui"])
+    before = _documents(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+        [str(good), str(empty), str(tool)]
+    )
+    sidebar.get_by_role("button", name="Index 3 file(s)").click()
+    expect(sidebar).to_contain_text("Indexed: 1 added, 2 failed", timeout=JOB_MS)
+    expect(sidebar).to_contain_text("harbour-note.txt · added", timeout=WAIT_MS)
+    expect(sidebar).to_contain_text("empty.txt · not indexed: the file is empty", timeout=WAIT_MS)
+    expect(sidebar).to_contain_text(
+        "tool.exe · not indexed: unsupported file type .exe; upload one of .txt, .md",
+        timeout=WAIT_MS,
+    )
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text(
+        str(before + 1), timeout=WAIT_MS
+    )
+    page.screenshot(path=str(OUT / "ui-upload-outcomes.png"), full_page=True)
+
+    # A request with no file that can be indexed is refused, the reason shown as text.
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(tool))
+    sidebar.get_by_role("button", name="Index 1 file(s)").click()
+    expect(sidebar.get_by_test_id("stAlertContentError")).to_contain_text(
+        "Upload refused: 'tool.exe': unsupported file type .exe", timeout=WAIT_MS
+    )
+
+
+def test_a_reload_keeps_the_conversation_and_new_starts_over(browser_context, qa_up) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_context.new_page()
+    page.goto(qa_up["ui"])
+    answer = _ask(page, "How much is the EXIM loan for Reko Diq?")
+    expect(answer).to_contain_text("$1.25 billion", timeout=WAIT_MS)
+    expect(page).to_have_url(re.compile(r"\?c=[0-9a-f]{32}$"), timeout=WAIT_MS)
+    kept = page.url
+
+    page.reload()
+    messages = page.get_by_test_id("stChatMessage")
+    expect(messages).to_have_count(2, timeout=WAIT_MS)
+    expect(messages.nth(0)).to_contain_text(
+        "How much is the EXIM loan for Reko Diq?", timeout=WAIT_MS
+    )
+    expect(messages.nth(1)).to_contain_text("$1.25 billion", timeout=WAIT_MS)
+    assert page.url == kept
+
+    other = browser_context.new_page()  # another tab: a conversation of its own
+    other.goto(qa_up["ui"])
+    other.get_by_placeholder("Ask about your documents").wait_for()
+    expect(other.get_by_test_id("stChatMessage")).to_have_count(0, timeout=WAIT_MS)
+    other.close()
+
+    page.get_by_role("button", name="New conversation").click()
+    expect(messages).to_have_count(0, timeout=WAIT_MS)
+    expect(page).not_to_have_url(kept, timeout=WAIT_MS)
+    page.reload()
+    page.get_by_placeholder("Ask about your documents").wait_for()
+    expect(messages).to_have_count(0, timeout=WAIT_MS)
+    follow = _ask(page, "And how many jobs will it create?")
+    expect(follow.get_by_test_id("stCaptionContainer").last).to_contain_text(" ms", timeout=WAIT_MS)
+    expect(follow).not_to_contain_text(
+        "searched:", timeout=WAIT_MS
+    )  # no earlier question to follow up on
 
 
 def test_ctrl_c_stops_both(qa_up) -> None:

@@ -65,3 +65,23 @@ def test_card_label_says_where_the_quote_is() -> None:
     scanned = c.model_copy(update={"section": None, "ocr": True, "date": "2025-01-02"})
     assert render.card_label(scanned, 3) == "[3] T · 2025-01-02 · p. 12 · OCR"
     assert render.card_label(passage(0, 5)) == "T"
+
+
+def test_source_line_leaves_out_a_missing_date() -> None:
+    assert render.source_line(None, "notes/a_b.txt", 3, 9) == "notes/a\\_b.txt · chars 3–9"
+    assert render.source_line("2025-01-02", "x.txt", 0, 1) == "2025-01-02 · x.txt · chars 0–1"
+
+
+def test_upload_progress_counts_the_stage_in_its_own_units() -> None:
+    assert render.job_progress("running", "embedding", 40, 120) == "Embedding: 40 of 120 chunks"
+    assert render.job_progress("running", "checking", 1, 3) == "Checking: 1 of 3 files"
+    assert render.job_progress("running", "reading scanned pages", 2, 9).endswith("2 of 9 pages")
+    assert render.job_progress("queued", None, 0, 0).startswith("Queued")
+
+
+def test_each_uploaded_file_says_what_became_of_it() -> None:
+    failed = render.file_line("a_b.exe", "failed", "unsupported file type .exe", "done")
+    assert failed == ":material/error: **a\\_b.exe** · not indexed: unsupported file type .exe"
+    assert render.file_line("n.txt", "added", None, "done").endswith("**n.txt** · added")
+    assert render.file_line("n.txt", "pending", None, "running").endswith("· indexing…")
+    assert render.file_line("n.txt", "pending", None, "queued").endswith("· waiting")

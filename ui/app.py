@@ -6,7 +6,6 @@ A thin client of the qa HTTP service (QA_API_URL): `streamlit run ui/app.py`, or
 from __future__ import annotations
 
 import sys
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,9 +21,11 @@ from qa.ingest import SUPPORTED  # noqa: E402
 from qa.schemas import MAX_HISTORY, AskResponse, CitationOut, Health, Job, PassageOut  # noqa: E402
 from ui import render  # noqa: E402
 from ui.client import Client, ServiceError  # noqa: E402
+from ui.conversations import Conversation, Conversations  # noqa: E402
 
-UPLOAD_TIMEOUT_S = 30 * 60
 DOCS_SHOWN = 50
+POLL_S = 1.0  # how often the sidebar asks the service how a running upload is going
+JOBS_SHOWN = 3  # the latest uploads of a conversation shown in the sidebar
 
 st.set_page_config(page_title="qa: answers with sources", page_icon=":material/menu_book:")
 
@@ -39,11 +40,36 @@ def client() -> Client:
     return Client(s.api_url, s.api_key)
 
 
+@st.cache_resource
+def conversations() -> Conversations:
+    """Every tab's conversation, by the id in its URL (`?c=`), for as long as the UI runs."""
+    return Conversations()
+
+
 def state_defaults() -> None:
-    st.session_state.setdefault("messages", [])
+    """This tab's conversation (the one its URL names, so a reload keeps it) and widget state."""
+    conversation = conversations().get(st.query_params.get("c"))
+    if st.query_params.get("c") != conversation.id:
+        st.query_params["c"] = conversation.id
+    st.session_state.conversation = conversation
+    st.session_state.messages = conversation.messages
     st.session_state.setdefault("uploader_key", 0)
-    st.session_state.setdefault("last_job", None)
     st.session_state.setdefault("confirm_delete", None)
+
+
+def new_conversation() -> None:
+    """A fresh conversation for this tab; the uploads it followed are still shown."""
+    conversation = conversations().new()
+    conversation.jobs = list(following())
+    st.query_params["c"] = conversation.id
+    st.session_state.conversation = conversation
+    st.session_state.messages = conversation.messages
+
+
+def following() -> list[dict]:
+    """The upload jobs this conversation follows (Job dicts, oldest first)."""
+    conversation: Conversation = st.session_state.conversation
+    return conversation.jobs
 
 
 # The conversation
@@ -64,6 +90,8 @@ def show_body(i: int, message: dict) -> None:
     if message.get("error"):
         st.error(message["content"], icon=":material/error:")
     elif message.get("response"):
+        if message.get("indexing"):
+            st.info(render.indexing_note(message["indexing"]), icon=":material/hourglass_top:")
         show_answer(i, message["question"], AskResponse.model_validate(message["response"]))
     else:
         st.markdown(render.escape_markdown(message["content"]))
@@ -142,6 +170,7 @@ def ask(question: str, turns: list[dict], top_k: int, slot: DeltaGenerator) -> d
     unverified draft; the verified answer that ends the stream replaces them (the caller shows
     it). Without a model the page looks as it always did: a spinner, then the answer.
     """
+    indexing = still_indexing()  # as the question goes: its answer cannot know these files
     draft: list[str] = []
     with ExitStack() as waiting:
         waiting.enter_context(st.spinner("Searching the documents…"))
@@ -162,11 +191,33 @@ def ask(question: str, turns: list[dict], top_k: int, slot: DeltaGenerator) -> d
         "content": answer.answer,
         "question": question,
         "response": answer.model_dump(),
+        "indexing": indexing,
     }
+
+
+def still_indexing() -> list[str]:
+    """The files of this conversation's uploads that are not indexed yet."""
+    names: list[str] = []
+    try:
+        with client() as c:
+            for job in refreshed(c):
+                if job.status in ("queued", "running"):
+                    names += [f.filename for f in job.files if f.status == "pending"]
+    except ServiceError:
+        pass  # the answer came; the sidebar says what is wrong with the service
+    return names
 
 
 def chat(top_k: int) -> None:
     messages = st.session_state.messages
+    if st.button(
+        "New conversation",
+        icon=":material/add_comment:",
+        help="Start over: the next question is asked without this conversation. "
+        "Reloading the page keeps the one shown.",
+    ):
+        new_conversation()
+        st.rerun()
     if not messages:
         st.caption(
             "Ask a question about your documents. Every answer is made of quotes; "
@@ -210,57 +261,77 @@ def index_status(c: Client) -> tuple[Health | None, str | None]:
 
 
 def upload_section(c: Client) -> None:
+    # No type filter here: the service says why a file cannot be indexed, next to its name.
     files = st.file_uploader(
         "Add documents",
-        type=[s.lstrip(".") for s in SUPPORTED],
         accept_multiple_files=True,
         key=f"uploader-{st.session_state.uploader_key}",
         max_upload_size=max(1, int(settings().max_upload_mb)),
-        help="Indexed in the background; a file with the same name replaces its document.",
+        help=f"{', '.join(SUPPORTED)}; indexed in the background, while you ask. "
+        "A file with the same name replaces its document.",
     )
     if files and st.button(f"Index {len(files)} file(s)", type="primary", icon=":material/upload:"):
-        job = run_upload(c, [(f.name, f.getvalue(), f.type) for f in files])
-        if job is not None:
-            st.session_state.last_job = job.model_dump()
+        try:
+            job = c.upload([(f.name, f.getvalue(), f.type) for f in files])
+        except ServiceError as exc:
+            st.error(f"Upload refused: {exc.message}")
+        else:
+            following().append(job.model_dump())
             st.session_state.uploader_key += 1  # a fresh, empty uploader
-            st.cache_data.clear()
             st.rerun()
-    if st.session_state.last_job:
-        show_job(Job.model_validate(st.session_state.last_job))
+    upload_jobs()
 
 
-def run_upload(c: Client, files: list[tuple[str, bytes, str | None]]) -> Job | None:
-    """Send the files, then follow the job with a progress bar until it ends."""
+@st.fragment(run_every=POLL_S)
+def upload_jobs() -> None:
+    """The latest uploads with each file's outcome; follows the running ones (polling), and
+    reruns the page when one ends, so the document count and list are fresh."""
+    jobs = following()
+    if not jobs:
+        return
     try:
-        job = c.upload(files)
-        bar = st.progress(0.0, text="Queued…")
-        deadline = time.monotonic() + UPLOAD_TIMEOUT_S
-        while job.status in ("queued", "running") and time.monotonic() < deadline:
-            time.sleep(0.4)
-            job = c.job(job.id)
-            fraction = min(job.done / job.total, 1.0) if job.total else 0.0
-            stage = job.stage or job.status
-            bar.progress(fraction, text=f"{stage.capitalize()}: {job.done} of {job.total}")
+        with client() as c:
+            current = refreshed(c)
     except ServiceError as exc:
-        st.error(f"Upload failed: {exc.message}")
-        return None
-    return job
+        st.error(f"Cannot follow the upload: {exc.message}")
+        return
+    for job in reversed(current[-JOBS_SHOWN:]):
+        show_job(job)
+    if any(j.pop("ended", False) for j in jobs):
+        st.cache_data.clear()
+        st.rerun()  # the whole page: the document count and list change
+
+
+def refreshed(c: Client) -> list[Job]:
+    """This conversation's uploads, the unfinished ones asked anew."""
+    jobs = following()
+    for n, stored in enumerate(jobs):
+        if stored["status"] in ("queued", "running"):
+            try:
+                jobs[n] = c.job(stored["id"]).model_dump()
+            except ServiceError as exc:
+                if exc.status != 404:
+                    raise
+                jobs[n] = {**stored, "status": "failed", "error": exc.message}
+            # Seen ending here; the sidebar then reruns the page once (see upload_jobs).
+            jobs[n]["ended"] = jobs[n]["status"] in ("done", "failed")
+    return [Job.model_validate(j) for j in jobs]
 
 
 def show_job(job: Job) -> None:
-    failed = [f for f in job.files if f.status == "failed"]
-    if job.status == "failed":
-        st.error(f"Indexing failed: {job.error or 'see the service log'}")
-    elif job.status == "done":
-        counts: dict[str, int] = {}
+    """One upload: a progress bar while it runs, a summary when it ends, each file's line."""
+    with st.container(border=True):
+        if job.status in ("queued", "running"):
+            fraction = min(job.done / job.total, 1.0) if job.total else 0.0
+            text = render.job_progress(job.status, job.stage, job.done, job.total)
+            st.progress(fraction, text=text)
+        elif job.status == "failed":
+            st.error(f"Indexing failed: {job.error or 'see the service log'}")
+        else:
+            failed = any(f.status == "failed" for f in job.files)
+            (st.warning if failed else st.success)(f"Indexed: {render.job_summary(job.files)}.")
         for f in job.files:
-            counts[f.status] = counts.get(f.status, 0) + 1
-        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
-        (st.warning if failed else st.success)(f"Indexed: {summary}.")
-    else:
-        st.info(f"Still {job.status}: {job.done} of {job.total}; reload later.")
-    for f in failed:
-        st.error(f"{render.escape_markdown(f.filename)}: {render.escape_markdown(f.error or '')}")
+            st.markdown(render.file_line(f.filename, f.status, f.error, job.status))
 
 
 @st.cache_data(ttl=300, show_spinner=False)

@@ -98,8 +98,9 @@ def card_label(item: CitationOut | PassageOut, n: int | None = None) -> str:
 
 
 def source_line(date: str | None, source: str, start: int, end: int) -> str:
-    """The caption under a title: date, source and character span, escaped."""
-    return f"{escape_markdown(date or 'undated')} · {escape_markdown(source)} · chars {start}–{end}"
+    """The caption under a title: date (when known), source and character span, escaped."""
+    parts = [date or "", source, f"chars {start}–{end}"]
+    return " · ".join(escape_markdown(p) for p in parts if p)
 
 
 def draft_markdown(text: str) -> str:
@@ -128,3 +129,63 @@ def best_guess_note(confidence: float | None) -> str:
 def confidence_label(confidence: float, confident: bool | None) -> str:
     """The caption's word on how sure the answer is."""
     return f"{'confident' if confident else 'best guess'}, {confidence:.0%} likely right"
+
+
+# What a stage of an upload job counts (see qa.schemas.Job.stage).
+_STAGE_UNITS = {
+    "checking": "files",
+    "reading": "files",
+    "reading scanned pages": "pages",
+    "embedding": "chunks",
+    "writing": "files",
+}
+
+
+def job_progress(status: str, stage: str | None, done: int, total: int) -> str:
+    """The text of an upload's progress bar: "Embedding: 40 of 120 chunks"."""
+    if status == "queued":
+        return "Queued: it starts when the uploads before it are indexed…"
+    if stage is None or not total:
+        return f"{(stage or status).capitalize()}…"
+    unit = _STAGE_UNITS.get(stage, "")
+    return f"{stage.capitalize()}: {done} of {total} {unit}".rstrip()
+
+
+def job_summary(files: Sequence) -> str:
+    """ "2 added, 1 failed": how many files ended how, in the order first seen."""
+    counts: dict[str, int] = {}
+    for f in files:
+        counts[f.status] = counts.get(f.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+_FILE_ICONS = {
+    "added": ":material/check_circle:",
+    "updated": ":material/check_circle:",
+    "unchanged": ":material/check_circle:",
+    "failed": ":material/error:",
+    "pending": ":material/schedule:",
+}
+
+
+def file_line(name: str, status: str, error: str | None, job_status: str) -> str:
+    """One file of an upload, as markdown: its name and what became of it, with the reason
+    when it was not indexed ("notes.txt · added", "a.exe · not indexed: unsupported …")."""
+    if status == "failed":
+        state = f"not indexed: {escape_markdown(error or 'see the service log')}"
+    elif status == "pending":
+        state = {"queued": "waiting", "running": "indexing…"}.get(job_status, "not indexed")
+    elif status == "unchanged":
+        state = "unchanged (already indexed)"
+    else:
+        state = escape_markdown(status)
+    return f"{_FILE_ICONS.get(status, '')} **{escape_markdown(name)}** · {state}".strip()
+
+
+def indexing_note(names: Sequence[str]) -> str:
+    """Said above an answer given while some uploaded files were still being indexed."""
+    shown = ", ".join(escape_markdown(n) for n in names[:5]) + (" …" if len(names) > 5 else "")
+    return (
+        f"Still being indexed when this was answered: {shown}. What they say may be missing "
+        "from this answer; ask again when the upload is done."
+    )
