@@ -24,7 +24,7 @@ from qa.index_store import IndexView
 from qa.models import Answer, Citation, Passage
 from qa.reader import Pair, Reading, Reads, pairs_in
 
-# Weights and thresholds, measured on the squad-dev and seed-news dev sets (README "Answers").
+# Weights and thresholds, measured on the squad-dev and seed-news dev sets (docs/evaluation.md).
 W_COVERAGE, W_TYPE, W_PASSAGE = 0.6, 0.2, 0.2
 EXTRA_SENTENCE_RATIO = 0.8  # a 2nd/3rd sentence joins when it scores this close to the best
 MAX_SENTENCES = 3
@@ -33,7 +33,7 @@ CONTEXT_CREDIT = 0.5  # a question term found near the sentence rather than in i
 NAMES_BEFORE, NAMES_AFTER = 2, 1  # sentences around an answer where its names may stand
 NAME_IDF = 4.0  # names rarer than this (in <~2% of chunks, with the prior) must stand there
 MIN_COVERAGE = 0.4  # below this share of the question's weight, the sources don't say
-# The reader (qa/reader.py): calibrated on the dev sets, see README "Answers"
+# The reader (qa/reader.py): calibrated on the dev sets, see docs/reader.md
 READER_CANDIDATES = 8  # sentences it reads per question, best by the rules first
 READER_MIN_PROB = 0.1  # below this answer probability for every sentence, the sources don't say
 READER_RULE_WEIGHT = 0.3  # the rule score as a feature beside the reader's probability

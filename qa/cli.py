@@ -689,7 +689,7 @@ def bench_scale(
         str,
         typer.Option(
             help="Largest size measured per store, e.g. milvus=100000 (Milvus Lite scans every "
-            "row on each search: see README); 'none' for no limit."
+            "row on each search: docs/scaling.md); 'none' for no limit."
         ),
     ] = "milvus=100000",
 ) -> None:

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     embed_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
         "auto",
         description="Runtime of the embedding model: torch (PyTorch fp32, the reference), "
-        "torch-bf16, onnx, onnx-int8; auto = measured best on this CPU (see README, runtimes).",
+        "torch-bf16, onnx, onnx-int8; auto = measured best on this CPU (docs/runtimes.md).",
     )
     cpu: Literal["host", "amx", "avx2"] = Field(
         "host",
@@ -125,14 +125,15 @@ class Settings(BaseSettings):
         le=1.0,
         description="With QA_READER=short: abstain when the reader gives the sentence the rules "
         "chose a lower answer probability than this; unset = 0, never (measured on the dev sets, "
-        "it bought no abstention at <=5% wrong: README, The reader).",
+        "it bought no abstention at <=5% wrong: docs/reader.md).",
     )
 
     rerank: bool = Field(
         False,
         description="Re-order the first 5 retrieved passages by the reader's reading of each "
         "one's best sentence (one read a passage; the answers stay the same). Off: with the "
-        "shipped reader it wins recall@1 on the dev sets, not on held-out articles (README).",
+        "shipped reader it wins recall@1 on the dev sets, not on held-out articles "
+        "(docs/reader.md).",
     )
 
     # Generated answers (optional): any OpenAI-compatible endpoint; unset = extractive only

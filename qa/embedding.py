@@ -317,7 +317,7 @@ def has_bf16(flags: set[str] | None = None) -> bool:
 
 
 def auto_backends(flags: set[str] | None = None) -> tuple[str, str]:
-    """(backend for batches, backend for single questions) on this CPU; see README, runtimes.
+    """(backend for batches, backend for single questions) on this CPU; see docs/runtimes.md.
 
     Without bf16 units, ONNX fp32 batches ran within noise of torch here (1.07x its time, same
     vectors) and one runtime keeps the service ~260 MB smaller: ONNX for both.

@@ -43,8 +43,8 @@ from qa.reader import (
 # Articles kept back for validation (never trained on): history, mathematics, a city, a company.
 VALIDATION_ARTICLES = ("Normans", "Prime_number", "Jacksonville,_Florida", "Sky_(United_Kingdom)")
 HARD_NEGATIVES = {False: 1, True: 2}  # closest other sentences of the own paragraph, by kind
-# Perturbed twins (`perturb`): off in the shipped model's recipe. Tried at 0.6 (session 5, model
-# card "Tried"): better abstention on held-out articles given the gold paragraph, but no better
+# Perturbed twins (`perturb`): off in the shipped model's recipe. Tried at 0.6 (2026-11-30,
+# docs/reader.md): better abstention on held-out articles given the gold paragraph, but no better
 # in the answer step on the dev sets, and worse sentence choice and news transfer.
 NULL_SPAN = False  # train a "no answer" span at [CLS] on the negative pairs (SQuAD 2.0 style)
 # Sentences of the article's other paragraphs that share the most words with the question, as

@@ -5,8 +5,8 @@ The reader reads one sentence of each of the first `RERANK_DEPTH` passages: the 
 rank first in it (`answering.score_sentences`; a passage's own order does not depend on the
 other passages). The passages are ordered by the reader's probability for that sentence plus
 `RERANK_WEIGHT` x their fused score (min-max scaled over the re-ranked ones); the rest keep their
-fused order. Their `score` stays the fused score. Measured on the dev sets (README, "Re-ranking
-cheaply"): recall@1 rises, the answers stay the same, and it costs one read per
+fused order. Their `score` stays the fused score. Measured on the dev sets (docs/reader.md,
+"Re-ranking cheaply"): recall@1 rises, the answers stay the same, and it costs one read per
 passage.
 """
 

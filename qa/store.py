@@ -49,7 +49,7 @@ HNSW_EF_CONSTRUCTION = 200  # build-time breadth
 HNSW_EF_SEARCH = 512  # search-time breadth: 128 gave recall@10 0.82 at 100k synthetic chunks
 IVF_LISTS_PER_SQRT = 4  # inverted lists: about 4 sqrt(n), a power of two
 IVF_TRAIN_PER_LIST = 64  # k-means of the lists on up to this many sampled vectors per list
-IVF_NPROBE = 128  # lists a search scans: recall@10 0.983 at 1M chunks (README, scaling out)
+IVF_NPROBE = 128  # lists a search scans: recall@10 0.983 at 1M chunks (docs/scaling.md)
 
 
 def embed_text(title: str, text: str) -> str:

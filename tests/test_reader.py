@@ -108,7 +108,7 @@ def test_the_answering_sentence_ranks_above_a_near_miss(reader, question, answer
 @pytest.mark.parametrize(("question", "answer", "near_miss"), NEAR_MISSES)
 def test_a_passage_holding_only_the_near_miss_abstains(reader, question, answer, near_miss):
     # The shipped model's probabilities are compressed (answers ~0.4-0.55, near misses ~0.25 on
-    # these), so the threshold here sits between them; see the README on why the default is 0.1.
+    # these), so the threshold here sits between them; see docs/reader.md on why the default is 0.1.
     policy = answering.ReaderPolicy(min_prob=0.35, rules=frozenset())
     intro = "The town lies north of the river."
     for text, abstains in ((f"{intro} {near_miss}", True), (f"{intro} {answer}", False)):

@@ -75,8 +75,8 @@ Calibration (extractive answers): the abstention threshold (`QA_MIN_COVERAGE`, d
 the share of the question's idf weight a supporting sentence must cover) is swept over
 {SWEEP[0]}..{SWEEP[-1]} on the same passages `Engine.ask` retrieved; for each value, **abstain
 (unans.)**, **answered (answerable)** = 1 - wrong abstain, and **fact recall** as above. The
-default is the value that keeps answered >= 0.95 on the dev sets while abstaining most (README,
-"Answers"); on your own questions, pick yours from this table and set `QA_MIN_COVERAGE`.
+default is the value that keeps answered >= 0.95 on the dev sets while abstaining most
+(docs/evaluation.md); on your own questions, pick yours from this table and set `QA_MIN_COVERAGE`.
 
 Latency: wall time of one `Engine.ask` call per question (warm: the model and the index are
 loaded by one untimed question first), **p50** and **p95** over all questions, in ms.
