@@ -168,7 +168,7 @@ def plot_ask(r: dict[str, Any], path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     colors = {"off": "tab:olive", "no-confidence": "tab:cyan", "default": "tab:green"}
-    curves = [(f"{k}_ms", f"Engine.ask, {VARIANTS[k][2]}", c) for k, c in colors.items()]
+    curves = [(f"{k}_ms", f"Engine.ask, {k}", c) for k, c in colors.items()]
     for key, label, color in (*curves, ("floor_ms", "floor: query encode + FAISS", "tab:gray")):
         values = np.sort(r["samples"][key])
         ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=color, label=label)
