@@ -1,4 +1,4 @@
-"""Abstention policies of the rules and reader models, and passage re-ranking, measured offline.
+"""Abstention policies of the rules and reader models, measured offline.
 
 `qa eval` answers every question once per setting; trying a new reader or a new way to combine
 it with the rules that way costs ~40 min on squad2-heldout. Here the expensive part is done once:
@@ -12,14 +12,10 @@ answer is in them) with each model's reading of them. Then
     python eval/reader_policies.py table /tmp/readings/*.jsonl
 
 prints, per set, the share of unanswerable questions abstained on and of answerable ones wrongly
-abstained on: by the rules alone, and by the rules with each model's veto (`QA_READER=short`,
-`QA_READER_VETO_PROB`) at `qa eval`'s veto thresholds (the figures of its "Reader veto" sweep
-on the same set), and the best veto, in 0.005 steps, at <= 5%, 10% and 20% wrong. And
-
-    python eval/reader_policies.py rerank eval/sets/squad-dev --index index/eval-squad-dev \\
-        --model models/reader
-
-measures re-ranking the fused passages by the reader's best sentence in each (recall@1, @5).
+abstained on: by the rules alone, and by the rules with each model's veto at `VETO_SWEEP`'s
+thresholds, and the best veto, in 0.005 steps, at <= 5%, 10% and 20% wrong. (The veto was
+tried in the runtime as QA_READER_VETO_PROB and lost; its code there is removed, its record
+is in docs/reader.md.)
 """
 
 from __future__ import annotations
@@ -51,7 +47,7 @@ def dump(set_dir: Path, index: Path, models: list[Path], out: Path) -> None:
     with tmp.open("w") as f:
         for q in tqdm(load_questions(load_set(set_dir)), desc=set_dir.name, unit="q"):
             res = engine.ask(q.question, history=q.messages())
-            # the rules' best sentences as `QA_READER=full` reads them, once per model
+            # the rules' best sentences, read once per model
             read = {
                 name: answering.read_sentences(q.question, res.query, res.passages, idf, r)
                 for name, r in readers.items()
@@ -81,8 +77,8 @@ def dump(set_dir: Path, index: Path, models: list[Path], out: Path) -> None:
 
 
 def vetoed(row: dict, model: str, threshold: float) -> bool:
-    """What `answering.answer_with_reader_span` decides: the rules abstain, or the reader gives
-    the sentence they chose (their best) a probability below `threshold`."""
+    """The rules abstain, or the reader gives the sentence they chose (their best) a
+    probability below `threshold`."""
     if row["rules_abstained"] or not row["candidates"]:
         return True
     return row["candidates"][0]["readings"][model]["prob"] < threshold
@@ -97,13 +93,12 @@ def rates(rows: list[dict], abstains) -> tuple[float, float]:
     return out[0], out[1]
 
 
+VETO_SWEEP = (0.0, 0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4)  # thresholds shown
 FINE_STEPS = tuple(round(0.005 * i, 3) for i in range(100))  # 0 to 0.495, for the best veto
 
 
 def veto_sweep(rows: list[dict], model: str, thresholds: tuple[float, ...] | None = None):
-    """The rules with `model`'s veto at each threshold (default: `qa eval`'s veto sweep)."""
-    from qa.eval.summary import VETO_SWEEP
-
+    """The rules with `model`'s veto at each threshold (default: `VETO_SWEEP`)."""
     out = []
     for t in VETO_SWEEP if thresholds is None else thresholds:
         unans, wrong = rates(rows, lambda r, t=t: vetoed(r, model, t))
@@ -140,67 +135,6 @@ def table(paths: list[Path]) -> None:
                     )
 
 
-RERANK_DEPTH = 10  # fused passages re-ranked per question
-RERANK_WEIGHTS = (0.0, 0.1, 0.3, 0.5, 1.0)  # of the fused score (min-max scaled) beside the reader
-
-
-def rerank(set_dir: Path, index: Path, model: Path) -> dict:
-    """Recall@1 and @5 of the fused passages as ranked, and re-ranked by the reader's best
-    sentence in each (its probability + weight x the fused score, scaled to 0-1 per question),
-    over the set's answerable questions."""
-    import numpy as np
-    from tqdm import tqdm
-
-    from qa import chat, retrieval
-    from qa.chunking import split_sentences
-    from qa.config import get_settings
-    from qa.engine import Engine
-    from qa.eval.metrics import contains_answer
-    from qa.eval.sets import load_questions, load_set
-    from qa.eval.summary import PIPELINE, RETRIEVERS
-    from qa.reader import Reader, pairs_in
-
-    engine = Engine(index)
-    reader = Reader(model, onnx_cache=get_settings().model_cache_dir)
-    snap = engine.snapshot()
-    rows = []
-    questions = [q for q in load_questions(load_set(set_dir)) if not q.unanswerable]
-    for q in tqdm(questions, desc=f"rerank {set_dir.name}", unit="q"):
-        query = chat.rewrite(q.question, q.messages())
-        qvec = engine.embedder.embed_query(query)
-        scored = retrieval.score_chunks(
-            snap, engine.embedder, query, None, RETRIEVERS[PIPELINE], qvec
-        )
-        ranked = retrieval.merge_passages(snap, scored, RERANK_DEPTH)
-        best = []
-        for p in ranked:
-            pairs = pairs_in(p.text, p.title, split_sentences(p.text))
-            best.append(max((r.prob for r in reader.read(q.question, pairs)), default=0.0))
-        fused = np.array([p.score for p in ranked])
-        rows.append(
-            {
-                "hits": [contains_answer(p.text, q.answers) for p in ranked],
-                "best": np.array(best),
-                "fused": retrieval.minmax(fused),
-            }
-        )
-
-    def recall(order, k: int) -> float:
-        return float(np.mean([any(r["hits"][i] for i in order(r)[:k]) for r in rows]))
-
-    out = {
-        "questions": len(rows),
-        "fused": {k: recall(lambda r: range(len(r["hits"])), k) for k in (1, 5)},
-    }
-    for w in RERANK_WEIGHTS:
-
-        def order(r, w=w):
-            return np.argsort(-(r["best"] + w * r["fused"]), kind="stable")
-
-        out[f"reader + {w} x fused"] = {k: recall(order, k) for k in (1, 5)}
-    return out
-
-
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,17 +145,11 @@ def main(argv: list[str]) -> None:
     d.add_argument("--out", type=Path, required=True)
     t = sub.add_parser("table", help="compare the policies on dumped readings")
     t.add_argument("paths", type=Path, nargs="+")
-    r = sub.add_parser("rerank", help="recall@1/@5 of passages re-ranked by the reader")
-    r.add_argument("set_dir", type=Path)
-    r.add_argument("--index", type=Path, required=True)
-    r.add_argument("--model", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "dump":
         dump(args.set_dir, args.index, args.model, args.out)
-    elif args.command == "table":
-        table(args.paths)
     else:
-        print(json.dumps(rerank(args.set_dir, args.index, args.model), indent=1))
+        table(args.paths)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,8 @@ NAMES_BEFORE, NAMES_AFTER = 2, 1  # sentences around an answer where its names m
 NAME_IDF = 4.0  # names rarer than this (in <~2% of chunks, with the prior) must stand there
 MIN_COVERAGE = 0.4  # below this share of the question's weight, the sources don't say
 # The reader (qa/reader.py): calibrated on the dev sets, see docs/reader.md
-READER_CANDIDATES = 8  # sentences it reads per question, best by the rules first
-READER_MIN_PROB = 0.1  # below this answer probability for every sentence, the sources don't say
-READER_RULE_WEIGHT = 0.3  # the rule score as a feature beside the reader's probability
+READER_CANDIDATES = 8  # sentences `read_sentences` reads per question, best by the rules first
 READER_MIN_SPAN_PROB = 0.3  # a short answer only when the reader's span is this likely
-READER_VETO_PROB = 0.0  # QA_READER=short: abstain when the rules' sentence is less likely than this
 EVIDENCE_SENTENCES = 3  # the rules' best sentences the reader reads for the answer's confidence
 
 # Words that ask for something rather than say what it is about: never required to be covered.
@@ -123,42 +120,10 @@ def _by_rules(
 
 @dataclass(frozen=True)
 class ReaderPolicy:
-    """How the trained reader decides (see `answer_with_reader`; measured in `qa eval`).
+    """How the reader's short answer is taken (`with_reader_span`): only when its span is at
+    least `min_span_prob` likely."""
 
-    `min_prob`: abstain unless a sentence's answer probability reaches it. `veto_prob` (the
-    rules deciding, `answer_with_reader_span`): abstain when the sentence the rules chose is less
-    likely than this to answer, by the reader. `rules`: which of the
-    rule checks still veto an answer ("missing": a name of the question the passages never
-    mention; "named", "typed", "coverage": as in `supported`). `rule_weight`: how much the rule
-    score adds to the reader's probability when ranking sentences (a tie-break at small values).
-    """
-
-    min_prob: float = READER_MIN_PROB
-    rules: frozenset[str] = frozenset({"missing", "typed"})
-    rule_weight: float = READER_RULE_WEIGHT
-    candidates: int = READER_CANDIDATES
     min_span_prob: float = READER_MIN_SPAN_PROB
-    veto_prob: float = READER_VETO_PROB
-
-
-def answer_with_reader(
-    question: str,
-    query: str,
-    passages: Sequence[Passage],
-    idf: Idf,
-    reader: Reads,
-    policy: ReaderPolicy | None = None,
-    min_coverage: float | None = None,
-) -> Answer:
-    """Like `answer`, with the reader model choosing the sentences and deciding abstention.
-
-    The rules rank the sentences; the reader reads the best `policy.candidates` of them against
-    the question (with title and neighbouring sentences) and gives each the probability that it
-    answers. The best one answers if it is likely enough and no kept rule vetoes it.
-    """
-    policy = policy or ReaderPolicy()
-    read = read_sentences(question, query, passages, idf, reader, policy.candidates)
-    return decide(question, query, passages, read, policy, min_coverage)
 
 
 def answer_with_reader_span(
@@ -172,9 +137,8 @@ def answer_with_reader_span(
     evidence: bool = True,
 ) -> Answer:
     """The rules' `answer`, with the short answer the reader reads in the sentence they chose
-    (see `with_reader_span`), or an abstention where the reader judges that sentence unlikely
-    to answer (`policy.veto_prob`). The sentences are ranked once for both. With `evidence`,
-    the reader also reads the next best sentences, and the answer carries the signals its
+    (see `with_reader_span`). The sentences are ranked once for both. With `evidence`, the
+    reader also reads the next best sentences, and the answer carries the signals its
     confidence is made of (`qa/confidence.py`)."""
     kind = answer_types.asked(question)
     ranked = score_sentences(question, passages, idf, kind, query)
@@ -186,8 +150,6 @@ def answer_with_reader_span(
     # the rules' best sentence answers; the next ones are read for the calibrator's evidence
     best = ranked[: EVIDENCE_SENTENCES if evidence else 1]
     read = ReadSentences(kind, best, reader.read(question, reader_pairs(best, passages)), missing)
-    if vetoed_by_reader(read, policy):
-        return abstain(question, query, passages, why_vetoed(read, policy))
     answer = with_reader_span(rules, read, policy)
     if not evidence:
         return answer
@@ -201,21 +163,6 @@ def answer_with_reader_span(
         idf,
     )
     return replace(answer, evidence=signals)
-
-
-def vetoed_by_reader(read: ReadSentences, policy: ReaderPolicy) -> bool:
-    """Whether the reader refuses the sentence the rules chose (read first, in `read`)."""
-    return bool(read.readings) and read.readings[0].prob < policy.veto_prob
-
-
-def why_vetoed(read: ReadSentences, policy: ReaderPolicy) -> str:
-    sentence = read.ranked[0].text.strip()
-    if len(sentence) > 90:
-        sentence = sentence[:87].rstrip() + "..."
-    return (
-        f"the closest sentence (“{sentence}”) does not answer it, by the reader model "
-        f"(probability {read.readings[0].prob:.2f}, below {policy.veto_prob:.2f})"
-    )
 
 
 @dataclass(frozen=True)
@@ -243,44 +190,6 @@ def read_sentences(
     return ReadSentences(kind, ranked, readings, missing_terms(question, passages))
 
 
-def decide(
-    question: str,
-    query: str,
-    passages: Sequence[Passage],
-    read: ReadSentences,
-    policy: ReaderPolicy,
-    min_coverage: float | None = None,
-) -> Answer:
-    """The answer, or an abstention, from what the reader read, by `policy`."""
-    kind, ranked, readings = read.kind, read.ranked, read.readings
-    threshold = MIN_COVERAGE if min_coverage is None else min_coverage
-    missing = read.missing if "missing" in policy.rules else set()
-    if not ranked or missing:
-        return abstain(
-            question, query, passages, why_unsupported(question, kind, ranked, threshold, missing)
-        )
-    weight = policy.rule_weight
-    order = sorted(range(len(ranked)), key=lambda i: -(readings[i].prob + weight * ranked[i].score))
-    best, top = ranked[order[0]], readings[order[0]]
-    if top.prob < policy.min_prob:
-        why = (
-            f"no sentence of the closest passages answers it (the reader model's best "
-            f"probability is {top.prob:.2f}, below {policy.min_prob:.2f})"
-        )
-        return abstain(question, query, passages, why)
-    if _vetoed(best, kind, threshold, policy.rules):
-        why = why_unsupported(question, kind, ranked, threshold, set())
-        return abstain(question, query, passages, why)
-    extra = max(policy.min_prob, EXTRA_SENTENCE_RATIO * top.prob)
-    chosen = [order[0]] + [i for i in order[1:] if readings[i].prob >= extra][: MAX_SENTENCES - 1]
-    short = None
-    if top.span is not None and top.span_prob >= policy.min_span_prob:
-        short = best.text[top.span[0] : top.span[1]].strip() or None
-    return compose(
-        query, passages, [ranked[i] for i in chosen], short, [readings[i].prob for i in chosen]
-    )
-
-
 def with_reader_span(answer: Answer, read: ReadSentences, policy: ReaderPolicy) -> Answer:
     """The rules' `answer` with the reader's short answer from the sentence the rules chose
     (read first: `read.ranked` is the rules' order) when the reader's span is likely enough, else
@@ -292,18 +201,6 @@ def with_reader_span(answer: Answer, read: ReadSentences, policy: ReaderPolicy) 
         return answer
     short = read.ranked[0].text[top.span[0] : top.span[1]].strip()
     return replace(answer, short_answer=short or answer.short_answer)
-
-
-SENTENCE_RULES = frozenset({"coverage", "named", "typed"})  # the checks `supported` makes
-
-
-def _vetoed(best: Candidate, kind: Asked, min_coverage: float, rules: frozenset[str]) -> bool:
-    """Whether one of `rules` (of `SENTENCE_RULES`) refuses the sentence chosen."""
-    if "coverage" in rules and best.coverage < min_coverage:
-        return True
-    if "named" in rules and not best.named:
-        return True
-    return "typed" in rules and kind.kind != OTHER and not best.typed
 
 
 def reader_pairs(ranked: Sequence[Candidate], passages: Sequence[Passage]) -> list[Pair]:
@@ -329,12 +226,11 @@ def compose(
     passages: Sequence[Passage],
     chosen: Sequence[Candidate],
     short: str | None,
-    scores: Sequence[float] | None = None,
 ) -> Answer:
     """The answer made of the `chosen` sentences, each quoted verbatim and cited."""
     citations, parts = [], []
     quoted: list[tuple[int, int, int]] = []  # (passage, start, end) already cited
-    for k, cand in enumerate(chosen):
+    for cand in chosen:
         p = passages[cand.passage]
         if any(i == cand.passage and a <= cand.start and cand.end <= b for i, a, b in quoted):
             continue  # the sentence an earlier quote went back to
@@ -344,7 +240,6 @@ def compose(
         quoted.append((cand.passage, start, cand.end))
         text = p.text[start - p.start : cand.end - p.start]
         n = len(citations) + 1
-        score = cand.score if scores is None else scores[k]
         citations.append(
             Citation(
                 n=n,
@@ -355,7 +250,7 @@ def compose(
                 quote=text,
                 start=start,
                 end=cand.end,
-                score=round(score, 4),
+                score=round(cand.score, 4),
             )
         )
         parts.append(f"{text} [{n}]")
@@ -455,7 +350,9 @@ def _quoted(items: list[str]) -> str:
 def supported(best: Candidate, kind: Asked, min_coverage: float) -> bool:
     """Whether the best sentence covers the question, near its names, and holds the asked-for
     kind of answer: no rule vetoes it."""
-    return not _vetoed(best, kind, min_coverage, SENTENCE_RULES)
+    if best.coverage < min_coverage or not best.named:
+        return False
+    return kind.kind == OTHER or best.typed
 
 
 def must_match(question: str) -> set[str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa.errors import InvalidInput
@@ -17,13 +18,51 @@ MAX_QUESTION_CHARS = 2000  # default longest question (QA_MAX_QUESTION_CHARS)
 QUESTION_CHARS_CEILING = 100_000  # the most QA_MAX_QUESTION_CHARS may allow
 LLM_MAX_PROMPT_TOKENS = 3000  # default prompt budget (QA_LLM_MAX_PROMPT_TOKENS)
 
-ReaderUse = Literal["off", "short", "full"]  # QA_READER
+ReaderUse = Literal["off", "short"]  # QA_READER
+_OFF_WORDS = frozenset({"false", "0", "no"})
+
+# Settings of reader experiments that lost and whose code is gone (docs/reader.md keeps their
+# record): set, they stop `qa` rather than being silently ignored.
+REMOVED_SETTINGS = {
+    "QA_RERANK": "the re-ranking lost",
+    "QA_READER_VETO_PROB": "the reader's veto lost",
+    "QA_READER_MIN_PROB": "it served only QA_READER=full, which lost",
+}
+REMOVED_READER_VALUES = {"full", "true", "1", "yes"}  # QA_READER=full (true meant full)
+
+
+class RemovedSetting(InvalidInput):
+    """A setting whose experiment was removed is set (see `REMOVED_SETTINGS`)."""
 
 
 class Settings(BaseSettings):
     """Settings shared by the CLI, the HTTP service and the UI."""
 
     model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_removed_settings(cls, data: object) -> object:
+        """Stop on a removed setting (`REMOVED_SETTINGS`, QA_READER=full) set in the
+        environment, the .env file (whose unknown QA_ names reach here, lower-cased and without
+        the prefix) or the arguments, rather than ignore it."""
+        given = {k.upper() for k in os.environ if k.upper() in REMOVED_SETTINGS}
+        if isinstance(data, dict):
+            given |= {f"QA_{k}".upper() for k in data if f"QA_{k}".upper() in REMOVED_SETTINGS}
+            reader = str(data.get("reader")).strip().lower()
+            if reader in REMOVED_READER_VALUES:
+                value = "full" if reader == "full" else f"{reader} (full)"
+                raise RemovedSetting(
+                    f"bad setting: QA_READER={value} was removed (the reader deciding alone "
+                    "lost, see docs/reader.md); use short (the default) or off"
+                )
+        if given:
+            name = min(given)
+            raise RemovedSetting(
+                f"bad setting: {name} was removed ({REMOVED_SETTINGS[name]}, see docs/reader.md); "
+                "unset it"
+            )
+        return data
 
     # Index
     index_dir: Path = Field(Path("index/default"), description="Folder of the index to use.")
@@ -87,53 +126,22 @@ class Settings(BaseSettings):
     reader: ReaderUse = Field(
         "short",
         description="How the trained reader model (models/reader) is used: `short` = the rules "
-        "choose the sentences and abstain, the reader gives the short answer; `full` = the reader "
-        "also chooses the sentences and abstains (true = full); `off` = the rules alone (false).",
+        "choose the sentences and abstain, the reader gives the short answer and the answer's "
+        "confidence; `off` = the rules alone (false).",
     )
 
     @field_validator("reader", mode="before")
     @classmethod
     def _reader_bools(cls, value: object) -> object:
-        """QA_READER=true/false, as before `short` existed: the full reader, or none."""
-        if isinstance(value, bool):
-            return "full" if value else "off"
-        words = {
-            "true": "full",
-            "1": "full",
-            "yes": "full",
-            "false": "off",
-            "0": "off",
-            "no": "off",
-        }
-        return words.get(value.strip().lower(), value) if isinstance(value, str) else value
+        """QA_READER=false, as before `short` existed: no reader (true meant the removed `full`)."""
+        if value is False or (isinstance(value, str) and value.strip().lower() in _OFF_WORDS):
+            return "off"
+        return value
 
     reader_model: Path | None = Field(
         None,
         description="A reader model folder to use instead of the shipped models/reader (what "
         "`qa train reader --out DIR` writes), e.g. to evaluate a retrained reader.",
-    )
-    reader_min_prob: float | None = Field(
-        None,
-        ge=0.0,
-        le=1.0,
-        description="With the reader: abstain unless a sentence's answer probability reaches "
-        "this; unset = 0.10, measured on the dev sets (higher abstains more).",
-    )
-    reader_veto_prob: float | None = Field(
-        None,
-        ge=0.0,
-        le=1.0,
-        description="With QA_READER=short: abstain when the reader gives the sentence the rules "
-        "chose a lower answer probability than this; unset = 0, never (measured on the dev sets, "
-        "it bought no abstention at <=5% wrong: docs/reader.md).",
-    )
-
-    rerank: bool = Field(
-        False,
-        description="Re-order the first 5 retrieved passages by the reader's reading of each "
-        "one's best sentence (one read a passage; the answers stay the same). Off: with the "
-        "shipped reader it wins recall@1 on the dev sets, not on held-out articles "
-        "(docs/reader.md).",
     )
 
     # Generated answers (optional): any OpenAI-compatible endpoint; unset = extractive only

@@ -9,13 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from qa import answering, chat, confidence, generation, llm, locations, reranking, retrieval
+from qa import answering, chat, confidence, generation, llm, locations, retrieval
 from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.embedding import Embedder, check_runtime, default_embedder, index_runtime
 from qa.errors import IndexMismatch, InvalidInput
 from qa.index_store import IndexStore, IndexView, open_store
 from qa.models import Answer, Document, Passage
-from qa.reader import Reader, ReadOnce, Reads, default_reader
+from qa.reader import Reader, default_reader
 from qa.retrieval import Filters
 from qa.verify import Check
 
@@ -44,13 +44,9 @@ class Engine:
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
         self.generator = generator or llm.generator_from_settings(self.settings)
         self._owns_generator = generator is None
-        # The trained reader: short answers (QA_READER=short), or sentences and abstention too
-        # (full); QA_READER=off: the rules alone.
+        # The trained reader: the short answer and the confidence's evidence (QA_READER=short);
+        # QA_READER=off: the rules alone.
         self.reader = None if self.settings.reader == "off" else reader or default_reader()
-        # QA_RERANK: the reader also re-orders the first passages (it is loaded for that alone
-        # when QA_READER=off).
-        rerank = self.settings.rerank
-        self.reranker = (self.reader or reader or default_reader()) if rerank else None
         # How sure an answer is, from the reader's and the rules' evidence (qa/confidence.py);
         # "evidence": the evidence, unrated (what `qa train calibrator` collects); "off": neither
         # (the answer step as it was before, for `qa bench ask` to compare with).
@@ -89,15 +85,6 @@ class Engine:
         """The abstention threshold: QA_MIN_COVERAGE, or the one calibrated on the dev sets."""
         given = self.settings.min_coverage
         return answering.MIN_COVERAGE if given is None else given
-
-    @property
-    def reader_policy(self) -> answering.ReaderPolicy:
-        """How the reader decides: QA_READER_MIN_PROB, or the one calibrated on the dev sets."""
-        given, veto = self.settings.reader_min_prob, self.settings.reader_veto_prob
-        return answering.ReaderPolicy(
-            min_prob=answering.READER_MIN_PROB if given is None else given,
-            veto_prob=answering.READER_VETO_PROB if veto is None else veto,
-        )
 
     def _idf_for(self, snap: IndexView) -> answering.Idf:
         idf = self._idf
@@ -158,26 +145,15 @@ class Engine:
     ) -> Iterator[generation.Token | generation.Final]:
         idf = self._idf_for(r.snap)
         if r.generator is None:
-            if r.reader is not None:
-                read_with = (
-                    answering.answer_with_reader
-                    if self.settings.reader == "full"
-                    else answering.answer_with_reader_span
-                )
-                extra = (
-                    {}
-                    if self.settings.reader == "full"
-                    else {"evidence": self.confidence_mode != "off"}
-                )
-                answer = read_with(
+            if self.reader is not None:
+                answer = answering.answer_with_reader_span(
                     r.question,
                     r.query,
                     r.passages,
                     idf,
-                    r.reader,
-                    self.reader_policy,
-                    self.min_coverage,
-                    **extra,
+                    self.reader,
+                    min_coverage=self.min_coverage,
+                    evidence=self.confidence_mode != "off",
                 )
                 answer = self._rated(r, answer)
             else:
@@ -239,23 +215,15 @@ class Engine:
         query = chat.rewrite(question, history)
         t1 = time.perf_counter()
         passages = retrieval.search(snap, self.embedder, query, top_k, filters)
-        t2 = time.perf_counter()
-        reader = self.reader
-        if self.reranker is not None:  # the answer step reuses the re-ranking's readings
-            reranker = ReadOnce(self.reranker)
-            passages = self._reranked(question, query, passages, snap, reranker)
-            reader = reranker if self.reader is self.reranker else reader
         return _Retrieved(
             question=question,
             query=query,
             passages=passages,
             snap=snap,
             generator=generator,
-            reader=reader,
             started=t0,
             rewritten=t1,
-            retrieved=t2,
-            done=time.perf_counter(),
+            retrieved=time.perf_counter(),
         )
 
     def _generator(self, mode: str | None) -> llm.Generator | None:
@@ -275,20 +243,7 @@ class Engine:
         query = self._check_question(query)
         snap = self.snapshot()
         passages = retrieval.search(snap, self.embedder, query, self._check_top_k(top_k), filters)
-        if self.reranker is not None:
-            passages = self._reranked(query, query, passages, snap, self.reranker)
         return locations.locate(passages, snap.marks)
-
-    def _reranked(
-        self,
-        question: str,
-        query: str,
-        passages: list[Passage],
-        snap: IndexView,
-        reader: Reads,
-    ) -> list[Passage]:
-        """The passages in the reader's order (QA_RERANK)."""
-        return reranking.rerank(question, query, passages, self._idf_for(snap), reader)
 
     def document(self, doc_id: str) -> Document:
         return self.snapshot().document(doc_id)
@@ -340,20 +295,17 @@ class _Retrieved:
     passages: list[Passage]
     snap: IndexView
     generator: llm.Generator | None
-    reader: Reads | None  # for the answer step
     started: float
     rewritten: float
     retrieved: float
-    done: float  # re-ranked (QA_RERANK), or as retrieved
 
     def timings(self) -> dict[str, float]:
-        """rewrite / retrieve / rerank / answer / total, in ms, as of now."""
+        """rewrite / retrieve / answer / total, in ms, as of now."""
         now = time.perf_counter()
         ms = {
             "rewrite": self.rewritten - self.started,
             "retrieve": self.retrieved - self.rewritten,
-            "rerank": self.done - self.retrieved,
-            "answer": now - self.done,
+            "answer": now - self.retrieved,
             "total": now - self.started,
         }
         return {k: round(v * 1e3, 2) for k, v in ms.items()}

@@ -33,7 +33,6 @@ CONFIG = "reader.json"
 MAX_TOKENS = 128
 MAX_ANSWER_TOKENS = 30  # longest short answer, in word pieces
 ONNX_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "span_mask")
-ANSWERABILITY = ("head", "span_vs_null", "mean")  # what a reading's `prob` is (`answer_prob`)
 
 
 def __getattr__(name: str):
@@ -189,9 +188,14 @@ class Reader:
             raise _unloadable(model_dir, exc) from exc
         self._use(None, tokenizer, max_tokens)
         self.meta = meta
-        self.answerability = meta.get("answerability", "head")
-        if self.answerability not in ANSWERABILITY:
-            raise _unloadable(model_dir, ValueError(f"answerability {self.answerability!r}"))
+        if meta.get("answerability", "head") != "head":  # the variants were removed
+            raise _unloadable(
+                model_dir,
+                ValueError(
+                    f"answerability {meta['answerability']!r} was removed (the answerability "
+                    "head is the reading's probability, see docs/reader.md)"
+                ),
+            )
         if onnx_cache is None:
             self.model = _load_model(model_dir)
         else:
@@ -207,7 +211,6 @@ class Reader:
         reader = cls.__new__(cls)
         reader._use(model, tokenizer, max_tokens)
         reader.meta = {}
-        reader.answerability = "head"
         return reader
 
     def _use(self, model: ReaderModel | None, tokenizer, max_tokens: int) -> None:
@@ -246,20 +249,8 @@ class Reader:
         for r in range(len(pairs)):
             span, span_prob = _best_span(start[r], end[r], offsets[r])
             null_prob = float(np.exp(start[r, 0] + end[r, 0]))
-            prob = answer_prob(float(probs[r]), span_prob, null_prob, self.answerability)
-            readings.append(Reading(prob, span, span_prob, null_prob))
+            readings.append(Reading(float(probs[r]), span, span_prob, null_prob))
         return readings
-
-
-def answer_prob(head: float, span_prob: float, null_prob: float, how: str = "head") -> float:
-    """The probability that a sentence answers, by `how` (`ANSWERABILITY`): the answerability
-    head's, the best span's share of (best span + the "no answer" span) as SQuAD 2.0 readers
-    judge, or the mean of the two."""
-    if how == "head":
-        return head
-    total = span_prob + null_prob
-    by_span = span_prob / total if total > 0 else 0.0
-    return by_span if how == "span_vs_null" else (head + by_span) / 2
 
 
 def _load_model(model_dir: Path) -> ReaderModel:
@@ -281,24 +272,9 @@ def _unloadable(model_dir: Path, exc: Exception) -> ReaderError:
 
 
 class Reads(Protocol):
-    """What the answer step needs of a reader (a `Reader`, a `ReadOnce`, a test's fake)."""
+    """What the answer step needs of a reader (a `Reader`, a test's fake)."""
 
     def read(self, question: str, pairs: Sequence[Pair]) -> list[Reading]: ...
-
-
-class ReadOnce:
-    """A reader that reads each (question, pair) once: what one request's steps share (the
-    passages' re-ranking reads the sentence the answer step then reads again)."""
-
-    def __init__(self, reader: Reads) -> None:
-        self.reader = reader
-        self._read: dict[tuple[str, Pair], Reading] = {}
-
-    def read(self, question: str, pairs: Sequence[Pair]) -> list[Reading]:
-        new = [p for p in dict.fromkeys(pairs) if (question, p) not in self._read]
-        for pair, reading in zip(new, self.reader.read(question, new), strict=True):
-            self._read[question, pair] = reading
-        return [self._read[question, p] for p in pairs]
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:

@@ -28,13 +28,11 @@ import torch
 from qa import lexical
 from qa.chunking import split_sentences
 from qa.reader import (
-    ANSWERABILITY,
     CONFIG,
     MAX_TOKENS,
     WEIGHTS,
     Pair,
     ReaderModel,
-    answer_prob,
     base_model_dir,
     encode,
     pairs_in,
@@ -501,10 +499,6 @@ def validate(
 
     reader = Reader.of(model, tokenizer, max_tokens)
     best_ans, best_unans, top_ok, span_em = [], [], 0, 0
-    # per question, the best sentence's probability by the other answerability scores, which
-    # need the "no answer" span (the head's is `best_ans` / `best_unans`)
-    others = ANSWERABILITY[1:] if model.null_span else ()
-    by_how: dict[str, tuple[list, list]] = {how: ([], []) for how in others}
     n_ans = 0
     for q in questions:
         context = corpus.paragraphs[(q.article, q.para)]
@@ -512,9 +506,6 @@ def validate(
         readings = reader.read(q.text, pairs)
         top = int(np.argmax([r.prob for r in readings]))
         best = readings[top].prob
-        for how, (ans, unans) in by_how.items():
-            score = max(answer_prob(r.prob, r.span_prob, r.null_prob, how) for r in readings)
-            (unans if q.unanswerable else ans).append(score)
         if q.unanswerable:
             best_unans.append(best)
             continue
@@ -538,11 +529,6 @@ def validate(
         "abstain_at_10pct_wrong": at_wrong(curve, 0.10),
         "curve": curve,
     }
-    for how, scores in by_how.items():
-        other = abstention_curve(*(np.array(x) for x in scores))
-        figures[f"{how}_abstain_at_5pct_wrong"] = at_wrong(other, 0.05)
-        figures[f"{how}_abstain_at_10pct_wrong"] = at_wrong(other, 0.10)
-        figures[f"{how}_curve"] = other
     return figures
 
 

@@ -1,15 +1,14 @@
 """The reader model: the shipped weights load offline and read; training runs end to end; the
-answer step decides with it; a missing or corrupt model is a clear error."""
+answer step takes its short answer; a missing or corrupt model is a clear error."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 
 import pytest
 
-from qa import answering, reader_training, reranking
+from qa import answering, reader_training
 from qa.models import Passage
 from qa.reader import (
     MODEL_DIR,
@@ -18,7 +17,6 @@ from qa.reader import (
     Reader,
     ReaderError,
     Reading,
-    ReadOnce,
     default_reader,
 )
 from tests.conftest import ROOT
@@ -105,21 +103,6 @@ def test_the_answering_sentence_ranks_above_a_near_miss(reader, question, answer
     assert hit.prob > miss.prob
 
 
-@pytest.mark.parametrize(("question", "answer", "near_miss"), NEAR_MISSES)
-def test_a_passage_holding_only_the_near_miss_abstains(reader, question, answer, near_miss):
-    # The shipped model's probabilities are compressed (answers ~0.4-0.55, near misses ~0.25 on
-    # these), so the threshold here sits between them; see docs/reader.md on why the default is 0.1.
-    policy = answering.ReaderPolicy(min_prob=0.35, rules=frozenset())
-    intro = "The town lies north of the river."
-    for text, abstains in ((f"{intro} {near_miss}", True), (f"{intro} {answer}", False)):
-        result = answering.answer_with_reader(
-            question, question, [_passage(text, "Town")], _flat_idf, reader, policy
-        )
-        assert result.abstained is abstains, text
-        if abstains:
-            assert "reader model's best probability" in result.answer
-
-
 def test_onnx_runtime_reads_as_torch_does(tmp_path):
     """The reader exported to ONNX (into a fresh cache) gives torch's readings, batched with
     padding too; a second reader reuses the exported file."""
@@ -138,23 +121,16 @@ def test_onnx_runtime_reads_as_torch_does(tmp_path):
             assert a.span_prob == pytest.approx(b.span_prob, abs=1e-3)
 
 
-def test_the_short_answer_is_the_readers_span(reader):
-    question, answer, near_miss = NEAR_MISSES[0]
-    text = f"{near_miss} {answer}"
-    result = answering.answer_with_reader(
-        question, question, [_passage(text, "Bridge")], _flat_idf, reader
-    )
-    assert not result.abstained
-    assert result.citations[0].quote == answer
-    assert result.short_answer and "1931" in result.short_answer
-
-
 def test_the_rules_answer_takes_the_readers_short_answer_and_nothing_else(reader):
     question, answer, near_miss = NEAR_MISSES[0]
     passages = [_passage(f"{near_miss} {answer}", "Bridge")]
     rules = answering.answer(question, question, passages, _flat_idf)
     read = answering.read_sentences(question, question, passages, _flat_idf, reader)
     result = answering.with_reader_span(rules, read, answering.ReaderPolicy())
+    plain = answering.answer_with_reader_span(
+        question, question, passages, _flat_idf, reader, evidence=False
+    )
+    assert plain == result  # what the answer step gives without confidence
     assert result.citations == rules.citations and result.answer == rules.answer
     assert read.ranked[0].text in rules.answer  # the reader's span comes from the rules' choice
     assert result.short_answer and result.short_answer in read.ranked[0].text
@@ -183,43 +159,18 @@ class ScriptedReader:
         return out
 
 
-def test_decide_abstains_below_the_threshold_and_says_why():
-    text = "The tower is tall. The tower was built in 1890 by the city."
-    passages = [_passage(text, "Tower")]
-    low = ScriptedReader({"1890": 0.05})
-    result = answering.answer_with_reader(
-        "When was the tower built?", "When was the tower built?", passages, _flat_idf, low
-    )
-    assert result.abstained and "0.05" in result.answer and not result.citations
-    high = ScriptedReader({"1890": 0.9})
-    result = answering.answer_with_reader(
-        "When was the tower built?", "When was the tower built?", passages, _flat_idf, high
-    )
-    assert not result.abstained
-    (c,) = result.citations
-    assert text[c.start : c.end] == c.quote == "The tower was built in 1890 by the city."
-    assert c.score == pytest.approx(0.9)
-
-
-def test_the_reader_vetoes_the_rules_sentence_below_veto_prob_and_says_why():
+def test_an_unlikely_reading_does_not_overrule_the_rules_sentence():
+    """The rules decide what answers; the reader gives the short answer and evidence only (its
+    low probability lowers the calibrated confidence in the engine, not the answer here)."""
     text = "The tower is tall. The tower was built in 1890 by the city."
     passages = [_passage(text, "Tower")]
     question = "When was the tower built?"
     rules = answering.answer(question, question, passages, _flat_idf)
     assert not rules.abstained
     unsure = ScriptedReader({"1890": 0.04})
-    veto = answering.ReaderPolicy(veto_prob=0.1)
-    result = answering.answer_with_reader_span(
-        question, question, passages, _flat_idf, unsure, veto
-    )
-    assert result.abstained and not result.citations
-    assert "The tower was built in 1890" in result.answer and "0.04, below 0.10" in result.answer
-    sure = ScriptedReader({"1890": 0.6})
-    kept = answering.answer_with_reader_span(question, question, passages, _flat_idf, sure, veto)
+    kept = answering.answer_with_reader_span(question, question, passages, _flat_idf, unsure)
     assert not kept.abstained and kept.citations == rules.citations
-    never = answering.ReaderPolicy(veto_prob=0.0)
-    kept = answering.answer_with_reader_span(question, question, passages, _flat_idf, unsure, never)
-    assert not kept.abstained and kept.citations == rules.citations
+    assert kept.evidence["reader_prob"] == pytest.approx(0.04)
 
 
 def test_perturbed_twins_swap_a_stated_name_or_number_for_one_the_sentence_never_mentions():
@@ -255,17 +206,6 @@ def test_perturbed_twins_swap_a_stated_name_or_number_for_one_the_sentence_never
     assert reader_training.perturb("Why wasn't it opened?", pair, pool, random.Random(0)) is None
 
 
-def test_a_name_the_passages_never_mention_still_vetoes_the_reader():
-    passages = [_passage("The tower was built in 1890 by the city.", "Tower")]
-    sure = ScriptedReader({"1890": 0.99})
-    question = "When was the tower in Oslo built?"
-    result = answering.answer_with_reader(question, question, passages, _flat_idf, sure)
-    assert result.abstained and "Oslo" in result.answer
-    policy = answering.ReaderPolicy(rules=frozenset())  # reader only: no veto
-    result = answering.answer_with_reader(question, question, passages, _flat_idf, sure, policy)
-    assert not result.abstained
-
-
 def test_a_missing_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(ReaderError, match="missing.*qa train reader"):
         Reader(tmp_path)
@@ -291,19 +231,13 @@ def test_a_corrupt_model_file_is_a_clear_error(tmp_path):
         Reader(bad)
 
 
-def test_engine_without_the_reader_uses_the_rules(monkeypatch, tmp_path):
+def test_engine_without_the_reader_uses_the_rules(tmp_path):
     from qa.config import Settings
     from qa.engine import Engine
     from tests.conftest import FakeEmbedder
 
     engine = Engine(tmp_path, embedder=FakeEmbedder(), settings=Settings(reader=False))
     assert engine.reader is None
-    monkeypatch.setenv("QA_READER_MIN_PROB", "0.7")
-    from qa.config import get_settings
-
-    get_settings.cache_clear()
-    engine = Engine(tmp_path, embedder=FakeEmbedder(), reader=ScriptedReader({}))
-    assert engine.reader_policy.min_prob == 0.7
 
 
 @pytest.mark.skipif(not SQUAD2.is_dir(), reason=f"needs {SQUAD2} (shared data)")
@@ -320,7 +254,7 @@ def test_training_runs_end_to_end_on_a_tiny_slice(tmp_path):
 
 
 @pytest.mark.skipif(not SQUAD2.is_dir(), reason=f"needs {SQUAD2} (shared data)")
-def test_a_null_span_reader_trains_reads_and_scores_answerability_by_its_span(tmp_path):
+def test_a_null_span_reader_trains_and_reads_its_no_answer_span(tmp_path):
     out = tmp_path / "reader"
     figures = reader_training.train(
         SQUAD2,
@@ -332,21 +266,16 @@ def test_a_null_span_reader_trains_reads_and_scores_answerability_by_its_span(tm
         val_loss_pairs=8,
         null_span=True,
     )
-    assert "span_vs_null_curve" in figures and "mean_curve" in figures
+    assert not any(k.startswith(("span_vs_null", "mean_")) for k in figures)  # variants gone
     meta = json.loads((out / "reader.json").read_text())
     assert meta["null_span"] is True
     pairs = [Pair("The castle was built in 1066.", "T"), Pair("It rained.", "T")]
     by_head = Reader(out).read("When was the castle built?", pairs)
     assert all(r.null_prob > 0 for r in by_head)  # the "no answer" span is a real option
-    meta["answerability"] = "span_vs_null"
+    # (for the confidence's evidence); the probability stays the answerability head's
+    meta["answerability"] = "span_vs_null"  # a variant that was tried and removed
     (out / "reader.json").write_text(json.dumps(meta))
-    by_span = Reader(out).read("When was the castle built?", pairs)
-    for h, s in zip(by_head, by_span, strict=True):
-        assert s.prob == pytest.approx(h.span_prob / (h.span_prob + h.null_prob), rel=1e-4)
-        assert s.span == h.span
-    meta["answerability"] = "vote"
-    (out / "reader.json").write_text(json.dumps(meta))
-    with pytest.raises(ReaderError, match="answerability 'vote'"):
+    with pytest.raises(ReaderError, match="answerability 'span_vs_null' was removed"):
         Reader(out)
 
 
@@ -413,56 +342,6 @@ def test_other_paragraph_negatives_come_from_the_same_article_and_hold_no_answer
             assert not any(a in row.pair.sentence for a in q.answers)
 
 
-def _ranked(*texts_and_scores: tuple[str, float]) -> list[Passage]:
-    return [
-        replace(_passage(text, f"Doc{i}"), score=score)
-        for i, (text, score) in enumerate(texts_and_scores)
-    ]
-
-
-@pytest.mark.parametrize(("question", "answer", "near_miss"), NEAR_MISSES)
-def test_rerank_puts_the_answering_passage_before_a_near_miss_ranked_first(
-    reader, question, answer, near_miss
-):
-    filler = "The town lies north of the river and has a market on Saturdays."
-    passages = _ranked((near_miss, 1.0), (answer, 0.98), (filler, 0.0))
-    reranked = reranking.rerank(question, question, passages, _flat_idf, reader)
-    assert reranked[0] is passages[1]  # the same passage, its fused score kept
-    assert sorted(p.doc_id for p in reranked) == sorted(p.doc_id for p in passages)
-
-
-def test_rerank_reads_the_rules_best_sentence_of_the_first_passages_only():
-    reader = ScriptedReader({"1931": 0.9, "Tyne": 0.8})
-    passages = _ranked(
-        ("Work on the bridge was approved in 1927. It was a long wait.", 1.0),
-        ("The bridge opened to traffic in 1931.", 0.5),
-        ("   ", 0.4),  # no sentence to read: its probability is 0
-        ("A bridge over the Tyne opened to traffic in 1928.", 0.3),
-    )
-    question = "When did the bridge open to traffic?"
-    reranked = reranking.rerank(question, question, passages, _flat_idf, reader, depth=3)
-    assert reranked == [passages[1], passages[0], passages[2], passages[3]]  # the 4th not read
-    assert reranking.rerank(question, question, passages[:1], _flat_idf, reader) == passages[:1]
-
-
-def test_qa_rerank_orders_the_engines_passages_by_the_reader(seed_index, embedder):
-    from qa.config import Settings
-    from qa.engine import Engine
-
-    question = "What is the newly announced $10 billion critical minerals programme called?"
-    fused = Engine(seed_index, embedder, settings=Settings(reader="off"))
-    reranked = Engine(seed_index, embedder, settings=Settings(reader="off", rerank=True))
-    assert fused.reranker is None and reranked.reader is None and reranked.reranker is not None
-    before = fused.ask(question)
-    after = reranked.ask(question)
-    idf = answering.Idf(fused.snapshot())
-    expected = reranking.rerank(question, question, before.passages, idf, reranked.reranker)
-    assert [p.start for p in after.passages] == [p.start for p in expected]
-    assert [p.start for p in after.passages] != [p.start for p in before.passages]  # it moved
-    assert after.timings_ms["rerank"] > 0 and before.timings_ms["rerank"] < 1.0
-    assert [p.start for p in reranked.search(question)] == [p.start for p in expected]
-
-
 class CountingReader:
     """The real reader, counting the pairs it reads."""
 
@@ -474,16 +353,17 @@ class CountingReader:
         return self.reader.read(question, pairs)
 
 
-def test_the_answer_step_reuses_the_rerankings_readings(reader, seed_index, embedder):
-    from qa.config import Settings
+def test_without_confidence_the_answer_step_reads_one_sentence(reader, seed_index, embedder):
+    """`qa bench ask` times confidence_mode="off" as the answer step before calibrated
+    confidence: the reader reads the rules' sentence alone; the default reads the next ones
+    too, for the evidence."""
     from qa.engine import Engine
 
+    question = "How much financing did the US EXIM Bank approve for Reko Diq?"
     counting = CountingReader(reader)
-    engine = Engine(seed_index, embedder, settings=Settings(rerank=True), reader=counting)
-    result = engine.ask("How much financing did the US EXIM Bank approve for Reko Diq?")
-    assert result.short_answer and not result.abstained
-    assert counting.pairs_read == len(result.passages)  # one read a passage, none again
-    once = ReadOnce(counting)
-    pair = Pair("The museum opened in 1902.", "Museum")
-    assert once.read("When?", [pair, pair]) == once.read("When?", [pair]) * 2
-    assert counting.pairs_read == len(result.passages) + 1
+    plain = Engine(seed_index, embedder, reader=counting, confidence_mode="off").ask(question)
+    assert counting.pairs_read == 1 and plain.short_answer and not plain.evidence
+    counting.pairs_read = 0
+    rated = Engine(seed_index, embedder, reader=counting).ask(question)
+    assert counting.pairs_read == answering.EVIDENCE_SENTENCES and rated.evidence
+    assert rated.citations == plain.citations

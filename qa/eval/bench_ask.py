@@ -1,5 +1,5 @@
-"""`qa bench ask`: warm `Engine.ask` latency, with each use of the reader, against one query
-encode + one FAISS search."""
+"""`qa bench ask`: warm `Engine.ask` latency without the reader, with it as before calibrated
+confidence, and as by default, against one query encode + one FAISS search."""
 
 from __future__ import annotations
 
@@ -17,21 +17,19 @@ from qa.eval.sets import EvalQuestion
 from qa.eval.timing import Say, context_line, latency_stats, quiet, torch_threads, verdict
 
 TARGET_ASK_P50_MS = 60.0
+TARGET_CONFIDENCE_RATIO = 1.5  # the default's p50 at most this times the answer step's before
 
-
-# Each use of the reader, timed on the same questions: QA_READER's values, and `short` with
-# the passages re-ranked by the reader (QA_RERANK).
-READER_USES = {
-    "off": {"reader": "off"},
-    "short": {"reader": "short"},
-    "full": {"reader": "full"},
-    "short+rerank": {"reader": "short", "rerank": True},
+# The answer steps timed side by side on the same questions: name -> (QA_READER,
+# Engine confidence_mode, label).
+VARIANTS = {
+    "off": ("off", "off", "QA_READER=off (the rules alone)"),
+    "no-confidence": (
+        "short",
+        "off",
+        "QA_READER=short, confidence off (one sentence read, as before calibrated confidence)",
+    ),
+    "default": ("short", "calibrated", "QA_READER=short, calibrated confidence (the default)"),
 }
-
-
-def use_label(use: str) -> str:
-    """The settings of a use: "QA_READER=short QA_RERANK=true"."""
-    return "QA_READER=" + use.replace("+rerank", " QA_RERANK=true")
 
 
 def bench_ask(
@@ -42,32 +40,31 @@ def bench_ask(
     warmup: int = 3,
     say: Say = quiet,
 ) -> dict[str, Any]:
-    """Warm `Engine.ask` latency for each `QA_READER` use vs one query encode + one FAISS
-    search, on the same questions, in rotating order (the machine's noise falls on all alike)."""
+    """Warm `Engine.ask` latency of each of `VARIANTS` vs one query encode + one FAISS search,
+    on the same questions, in rotating order (the machine's noise falls on all alike)."""
     from qa.engine import Engine
 
-    base = Engine(index_dir)
+    base = Engine(index_dir, confidence_mode="off")
     engines = {
-        use: Engine(
+        name: Engine(
             index_dir,
             embedder=base.embedder,
-            settings=base.settings.model_copy(update={"rerank": False} | settings),
+            settings=base.settings.model_copy(update={"reader": reader}),
+            confidence_mode=mode,
         )
-        for use, settings in READER_USES.items()
+        for name, (reader, mode, _) in VARIANTS.items()
     }
-    default = base.settings.reader + ("+rerank" if base.settings.rerank else "")
-    default = default if default in READER_USES else base.settings.reader
     top_k = top_k or base.settings.top_k
     snap = base.snapshot()
     questions = list(questions)[: n or None]
     for engine in engines.values():
         for q in questions[:warmup]:
             engine.ask(q.question, history=q.messages(), top_k=top_k)
-    steps = ("floor", *READER_USES)
-    say(f"asking {len(questions)} questions (warm), floor and each QA_READER use in turn")
+    steps = ("floor", *VARIANTS)
+    say(f"asking {len(questions)} questions (warm), floor and each variant in turn")
     ms: dict[str, list[float]] = {step: [] for step in steps}
-    steps_of_ask = ("rewrite", "retrieve", "rerank", "answer")
-    parts = {use: {part: [] for part in steps_of_ask} for use in READER_USES}
+    steps_of_ask = ("rewrite", "retrieve", "answer")
+    parts = {name: {part: [] for part in steps_of_ask} for name in VARIANTS}
     for i, q in enumerate(questions):
         query = chat.rewrite(q.question, q.messages())
         for step in steps[i % len(steps) :] + steps[: i % len(steps)]:
@@ -83,7 +80,10 @@ def bench_ask(
                     values.append(result.timings_ms.get(part, 0.0))
     for engine in (base, *engines.values()):
         engine.close()
-    ask = latency_stats(ms[default])
+    by_variant = {name: latency_stats(ms[name]) for name in VARIANTS}
+    ask = by_variant["default"]
+    before = by_variant["no-confidence"]["p50"]
+    ratio = round(ask["p50"] / before, 3) if before else None
     return {
         "bench": "ask",
         "info": run_info()
@@ -92,57 +92,62 @@ def bench_ask(
             "index_version": snap.version,
             "top_k": top_k,
             "torch_threads": torch_threads(),
-            "reader_default": default,
         },
         "questions": len(questions),
         "chunks": snap.n_chunks,
         "ask_ms": ask,
         "floor_ms": latency_stats(ms["floor"]),
-        "by_reader_ms": {use: latency_stats(ms[use]) for use in READER_USES},
+        "by_variant_ms": by_variant,
+        "default_vs_no_confidence_p50": ratio,
         "parts_p50_ms": {
-            use: {k: percentile(v, 50) for k, v in p.items()} for use, p in parts.items()
+            name: {k: percentile(v, 50) for k, v in p.items()} for name, p in parts.items()
         },
         # Paired per question: the time Engine.ask spends beyond its floor.
         "overhead_p50_ms": percentile(
-            [a - f for a, f in zip(ms[default], ms["floor"], strict=True)], 50
+            [a - f for a, f in zip(ms["default"], ms["floor"], strict=True)], 50
         ),
-        "samples": {"floor_ms": ms["floor"]} | {f"{use}_ms": ms[use] for use in READER_USES},
-        "targets": {"ask_p50_ms_below": TARGET_ASK_P50_MS},
-        "meets": {"ask_p50": ask["p50"] < TARGET_ASK_P50_MS},
+        "samples": {"floor_ms": ms["floor"]} | {f"{name}_ms": ms[name] for name in VARIANTS},
+        "targets": {
+            "ask_p50_ms_below": TARGET_ASK_P50_MS,
+            "default_vs_no_confidence_p50_at_most": TARGET_CONFIDENCE_RATIO,
+        },
+        "meets": {
+            "ask_p50": ask["p50"] < TARGET_ASK_P50_MS,
+            "default_vs_no_confidence": ratio is not None and ratio <= TARGET_CONFIDENCE_RATIO,
+        },
     }
 
 
 def format_ask(r: dict[str, Any]) -> str:
-    default = r["info"]["reader_default"]
     rows = []
-    for use, a in r["by_reader_ms"].items():
-        target = f"p50 < {TARGET_ASK_P50_MS:.0f} {verdict(r['meets']['ask_p50'])}"
+    for name, a in r["by_variant_ms"].items():
+        target = ""
+        if name == "default":
+            target = f"p50 < {TARGET_ASK_P50_MS:.0f} {verdict(r['meets']['ask_p50'])}"
         rows.append(
-            [
-                f"Engine.ask, {use_label(use)}"
-                + (" (this run's setting)" if use == default else ""),
-                f"{a['p50']:.1f}",
-                f"{a['p95']:.1f}",
-                f"{a['mean']:.1f}",
-                target if use == default else "",
-            ]
+            [f"Engine.ask, {VARIANTS[name][2]}", f"{a['p50']:.1f}", f"{a['p95']:.1f}"]
+            + [f"{a['mean']:.1f}", target]
         )
     f = r["floor_ms"]
     rows.append(
+        ["floor: 1 query encode + FAISS top-k", f"{f['p50']:.1f}", f"{f['p95']:.1f}"]
+        + [f"{f['mean']:.1f}", ""]
+    )
+    rows.append(["Engine.ask (default) - floor, per question", f"{r['overhead_p50_ms']:.1f}"])
+    rows[-1] += ["", "", ""]
+    ratio = r["default_vs_no_confidence_p50"]
+    rows.append(
         [
-            "floor: 1 query encode + FAISS top-k",
-            f"{f['p50']:.1f}",
-            f"{f['p95']:.1f}",
-            f"{f['mean']:.1f}",
+            "p50 ratio: default / confidence off",
+            "-" if ratio is None else f"{ratio:.2f}x",
             "",
+            "",
+            f"<= {TARGET_CONFIDENCE_RATIO:.1f}x {verdict(r['meets']['default_vs_no_confidence'])}",
         ]
     )
-    rows.append(
-        [f"Engine.ask ({default}) - floor, per question", f"{r['overhead_p50_ms']:.1f}", "", "", ""]
-    )
     parts = [
-        f"{use}: " + ", ".join(f"{k} {v:.1f}" for k, v in p.items())
-        for use, p in r["parts_p50_ms"].items()
+        f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in p.items())
+        for name, p in r["parts_p50_ms"].items()
     ]
     return "\n".join(
         [
@@ -153,7 +158,7 @@ def format_ask(r: dict[str, Any]) -> str:
             markdown_table(["ms per question", "p50", "p95", "mean", "target"], rows),
             "",
             "Engine.ask parts, p50 ms (retrieve includes the query encode; answer includes the "
-            "reader): " + "; ".join(parts),
+            "reader and the confidence): " + "; ".join(parts),
         ]
     )
 
@@ -162,13 +167,8 @@ def plot_ask(r: dict[str, Any], path: Path) -> Path:
     """Latency distributions (CDF) of Engine.ask and of its floor."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colors = {
-        "off": "tab:olive",
-        "short": "tab:green",
-        "full": "tab:purple",
-        "short+rerank": "tab:orange",
-    }
-    curves = [(f"{use}_ms", f"Engine.ask, {use_label(use)}", c) for use, c in colors.items()]
+    colors = {"off": "tab:olive", "no-confidence": "tab:cyan", "default": "tab:green"}
+    curves = [(f"{k}_ms", f"Engine.ask, {k}", c) for k, c in colors.items()]
     for key, label, color in (*curves, ("floor_ms", "floor: query encode + FAISS", "tab:gray")):
         values = np.sort(r["samples"][key])
         ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=color, label=label)

@@ -21,8 +21,6 @@ from qa.eval.summary import (
     KS,
     MAX_K,
     PIPELINE,
-    READER_ONLY,
-    RERANKED,
     RULES,
     RULES_READER_SPAN,
     SWEEP,
@@ -189,19 +187,6 @@ def summary_tables(summary: dict[str, Any]) -> str:
         llm_lines(s),
         confidence_lines(s.get("confidence") or {}),
         calibration_table(s["calibration"], s.get("min_coverage", answering.MIN_COVERAGE)),
-        calibration_table(
-            s.get("reader_calibration") or [],
-            s.get("reader_min_prob", answering.READER_MIN_PROB),
-            "min_prob",
-            "Reader threshold (reader + kept rules; same passages, `min_prob` swept)",
-        ),
-        calibration_table(
-            s.get("veto_calibration") or [],
-            s.get("reader_veto_prob", answering.READER_VETO_PROB),
-            "veto_prob",
-            "Reader veto (the rules decide; the reader refuses the sentence they chose when its "
-            "answer probability is below `veto_prob`; same passages, swept)",
-        ),
         f"Latency of Engine.ask (ms, warm): p50 {_fmt(lat['p50'], 1)}, "
         f"p95 {_fmt(lat['p95'], 1)}, mean {_fmt(lat['mean'], 1)}, max {_fmt(lat['max'], 1)}"
         f" (p50 of parts: {parts})",
@@ -347,36 +332,11 @@ def plot(run: EvalRun, path: Path) -> None:
         "bm25": "tab:orange",
         "dense": "tab:blue",
         "fused": "tab:green",
-        RERANKED: "tab:red",
         RULES: "tab:olive",
-        READER_ONLY: "tab:purple",
         RULES_READER_SPAN: "tab:cyan",
     }
     points = run.summary.get("calibration") or []
-    reader_points = run.summary.get("reader_calibration") or []
-    veto_points = run.summary.get("veto_calibration") or []
-    if points and reader_points:
-        fig, (left, right, cal, rcal, vcal) = plt.subplots(
-            1, 5, figsize=(32, 5.2), width_ratios=[1, 1.5, 1, 1, 1]
-        )
-        plot_calibration(
-            vcal,
-            veto_points,
-            run.summary.get("reader_veto_prob", answering.READER_VETO_PROB),
-            "veto_prob",
-            "the reader's probability the rules' sentence must reach",
-            "Reader veto: calibration sweep",
-        )
-        plot_calibration(cal, points, run.summary.get("min_coverage", answering.MIN_COVERAGE))
-        plot_calibration(
-            rcal,
-            reader_points,
-            run.summary.get("reader_min_prob", answering.READER_MIN_PROB),
-            "min_prob",
-            "the reader's answer probability a sentence must reach",
-            "Reader threshold: calibration sweep",
-        )
-    elif points:
+    if points:
         fig, (left, right, cal) = plt.subplots(1, 3, figsize=(20, 5.2), width_ratios=[1, 1.5, 1])
         plot_calibration(cal, points, run.summary.get("min_coverage", answering.MIN_COVERAGE))
     else:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa import answering, chat, reranking, retrieval
+from qa import answering, chat, retrieval
 from qa.errors import QAError
 from qa.eval.metrics import Scorer, first_hit, is_right, outcome
 from qa.eval.report import run_info
@@ -25,15 +25,11 @@ from qa.eval.summary import (
     EXTRACTIVE,
     MAX_K,
     PIPELINE,
-    READER_ONLY,
-    READER_SWEEP,
-    RERANKED,
     RESCUED,
     RETRIEVERS,
     RULES,
     RULES_READER_SPAN,
     SWEEP,
-    VETO_SWEEP,
     summarize,
 )
 from qa.models import Answer, Passage
@@ -105,9 +101,6 @@ def evaluate_question(
         rows = retrieval.score_chunks(snap, engine.embedder, query, None, weight, qvec)
         ranked = retrieval.merge_passages(snap, rows, MAX_K)
         record["retrieval"][name] = _ranks(q, ranked)
-        if name == PIPELINE and engine.reranker is not None:  # QA_RERANK: what Engine.ask ranks
-            reranked = reranking.rerank(q.question, query, ranked, idf, engine.reranker)
-            record["retrieval"][RERANKED] = _ranks(q, reranked)
         if name == PIPELINE and not llm:
             continue
         passages = retrieval.merge_passages(snap, rows, top_k)
@@ -132,45 +125,18 @@ def _ranks(q: EvalQuestion, ranked: list[Passage]) -> dict[str, int | None]:
 
 
 def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -> dict[str, Any]:
-    """With the reader on: the same passages answered by the rules alone and by the reader
-    alone, and the reader's threshold swept (its readings are made once and reused)."""
-    policy = engine.reader_policy
-    args = (q.question, result.query, result.passages)
-    read = answering.read_sentences(*args, idf, engine.reader, policy.candidates)
-
-    def flags(p: answering.ReaderPolicy) -> dict[str, Any]:
-        return scorer.answer(q, answering.decide(*args, read, p, engine.min_coverage))
-
-    rules_answer = answering.answer(*args, idf, engine.min_coverage)
-    rules = scorer.answer(q, rules_answer)
-
-    def vetoed(t: float) -> bool:
-        """The rules answer and the reader refuses their sentence (read first in `read`)."""
-        veto = replace(policy, veto_prob=t)
-        return not rules_answer.abstained and answering.vetoed_by_reader(read, veto)
-
+    """With the reader on: the same passages answered by the rules alone, and by the rules with
+    the reader's short answer and no confidence (the answer step before calibrated confidence,
+    `Engine(confidence_mode="off")`)."""
+    args = (q.question, result.query, result.passages, idf)
+    rules = answering.answer(*args, engine.min_coverage)
+    with_span = answering.answer_with_reader_span(
+        *args, engine.reader, min_coverage=engine.min_coverage, evidence=False
+    )
     return {
         "answers_by_retriever": {
-            RULES: _brief(rules),
-            READER_ONLY: _brief(flags(replace(policy, rules=frozenset()))),
-            RULES_READER_SPAN: _brief(
-                scorer.answer(q, answering.with_reader_span(rules_answer, read, policy))
-            ),
-        },
-        "reader_calibration": {
-            f"{t:.2f}": {
-                k: v
-                for k, v in flags(replace(policy, min_prob=t)).items()
-                if k in ("abstained", "fact_hit")
-            }
-            for t in READER_SWEEP
-        },
-        "veto_calibration": {
-            f"{t:.2f}": {
-                "abstained": rules["abstained"] or vetoed(t),
-                "fact_hit": rules["fact_hit"] and not vetoed(t),
-            }
-            for t in VETO_SWEEP
+            RULES: _brief(scorer.answer(q, rules)),
+            RULES_READER_SPAN: _brief(scorer.answer(q, with_span)),
         },
     }
 
@@ -280,9 +246,6 @@ def run_eval(
     if llm:
         info["llm"] = {"url": settings.llm_url, "model": settings.llm_model}
     summary = summarize(records) | {"min_coverage": engine.min_coverage}
-    if engine.reader is not None:
-        summary["reader_min_prob"] = engine.reader_policy.min_prob
-        summary["reader_veto_prob"] = engine.reader_policy.veto_prob
     return EvalRun(eval_set.name, index_dir, top_k, records, summary, info)
 
 

@@ -25,14 +25,12 @@ KS = (1, 5, 10)  # recall@k and hit@k reported; the curve goes 1..MAX_K
 MAX_K = 10
 RETRIEVERS = {"bm25": 0.0, "dense": 1.0, "fused": retrieval.DENSE_WEIGHT}  # name -> dense_weight
 PIPELINE = "fused"  # the retriever Engine.ask uses; its answer row comes from Engine.ask itself
-RERANKED = "fused + reader"  # with QA_RERANK: the fused ranking, re-ranked as Engine.ask does
 SWEEP = tuple(round(0.2 + 0.05 * i, 2) for i in range(11))  # min_coverage values calibrated
 EXTRACTIVE = "fused extractive"  # in LLM mode: the extractive answer from the same passages
 RULES = "fused, rules only"  # with the reader on: the word-overlap rules alone, same passages
-READER_ONLY = "fused, reader only"  # the reader with no rule veto, same passages
-RULES_READER_SPAN = "fused, rules + reader's short answer"  # the rules' answer, the reader's span
-READER_SWEEP = tuple(round(0.1 * i, 1) for i in range(1, 10))  # reader min_prob values swept
-VETO_SWEEP = (0.0, 0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4)  # reader veto_prob
+# with the reader on: the rules' answer with the reader's short answer, no confidence (as
+# Engine(confidence_mode="off") answers), same passages
+RULES_READER_SPAN = "fused, rules + reader's short answer"
 RESCUED = "llm, extractive when all removed"  # in LLM mode: as with on_all_removed="extractive"
 
 
@@ -41,8 +39,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     answerable = [r for r in records if not r["unanswerable"]]
     unanswerable = [r for r in records if r["unanswerable"]]
     retrieval_summary = {}
-    reranked = [RERANKED] if records and RERANKED in records[0]["retrieval"] else []
-    for name in [*RETRIEVERS, *reranked]:
+    for name in RETRIEVERS:
         answer_ranks = [r["retrieval"][name]["answer_rank"] for r in answerable]
         doc_ranks = [r["retrieval"][name]["doc_rank"] for r in answerable]
         retrieval_summary[name] = {
@@ -58,7 +55,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if llm:
         names.append(EXTRACTIVE)
     present = records[0]["answers_by_retriever"] if records else {}
-    names += [n for n in (RULES, READER_ONLY, RULES_READER_SPAN) if n in present]
+    names += [n for n in (RULES, RULES_READER_SPAN) if n in present]
     for name in [*names, PIPELINE, *([RESCUED] if llm else [])]:
         if name == PIPELINE:
             view = list(records)
@@ -70,12 +67,10 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     latencies = [r["latency_ms"] for r in records]
     parts = {
         part: percentile([r["timings_ms"].get(part, 0.0) for r in records], 50)
-        for part in ("rewrite", "retrieve", "rerank", "answer")
+        for part in ("rewrite", "retrieve", "answer")
     }
     return {
         "calibration": calibration(records),
-        "reader_calibration": calibration(records, "reader_calibration", "min_prob"),
-        "veto_calibration": calibration(records, "veto_calibration", "veto_prob"),
         "n_questions": len(records),
         "n_answerable": len(answerable),
         "n_unanswerable": len(unanswerable),
@@ -158,7 +153,7 @@ def calibration(
     records: Sequence[dict[str, Any]], field: str = "calibration", name: str = "min_coverage"
 ) -> list[dict[str, Any]]:
     """Abstention and fact recall at each swept threshold (empty for LLM runs): the rules'
-    `min_coverage`, or (`field` "reader_calibration") the reader's `min_prob`."""
+    `min_coverage`."""
     if not records or field not in records[0]:
         return []
     answerable = [r for r in records if not r["unanswerable"]]
