@@ -36,7 +36,6 @@ MIN_COVERAGE = 0.4  # below this share of the question's weight, the sources don
 # The reader (qa/reader.py): calibrated on the dev sets, see docs/reader.md
 READER_CANDIDATES = 8  # sentences `read_sentences` reads per question, best by the rules first
 READER_MIN_SPAN_PROB = 0.3  # a short answer only when the reader's span is this likely
-EVIDENCE_SENTENCES = 3  # the rules' best sentences the reader reads for the answer's confidence
 
 # Words that ask for something rather than say what it is about: never required to be covered.
 _FILLER = frozenset(
@@ -138,8 +137,9 @@ def answer_with_reader_span(
 ) -> Answer:
     """The rules' `answer`, with the short answer the reader reads in the sentence they chose
     (see `with_reader_span`). The sentences are ranked once for both. With `evidence`, the
-    reader also reads the next best sentences, and the answer carries the signals its
-    confidence is made of (`qa/confidence.py`)."""
+    answer carries the signals its confidence is made of (`qa/confidence.py`), from the same
+    reading: reading the next sentences too, or the encoder's closeness of question and quote,
+    bought nothing measurable (docs/confidence.md)."""
     kind = answer_types.asked(question)
     ranked = score_sentences(question, passages, idf, kind, query)
     missing = missing_terms(question, passages)
@@ -147,8 +147,7 @@ def answer_with_reader_span(
     if rules.abstained:
         return rules
     policy = policy or ReaderPolicy()
-    # the rules' best sentence answers; the next ones are read for the calibrator's evidence
-    best = ranked[: EVIDENCE_SENTENCES if evidence else 1]
+    best = ranked[:1]
     read = ReadSentences(kind, best, reader.read(question, reader_pairs(best, passages)), missing)
     answer = with_reader_span(rules, read, policy)
     if not evidence:

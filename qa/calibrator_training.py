@@ -242,7 +242,6 @@ SIGNAL_GROUPS = {  # evidence names by the part of the pipeline that computes th
     "short-answer checks": ("has_short", "short_", "spans_agree", "reader_short"),
     "question checks": ("question_words", "names_in_passage", "figures_in_sentence", "kind_"),
     "lacking words": ("lacking_", "question_idf"),
-    "closeness in meaning": ("quote_cosine", "passage_cosine"),
 }
 
 

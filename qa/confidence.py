@@ -54,16 +54,13 @@ _KINDS = {  # the asked-for kind, in the groups the calibrator tells apart
 _FIGURE = re.compile(r"\d[\d,.]*")
 # What `evidence` returns, in the order the calibrator's coefficients follow.
 FEATURES = (
-    "reader_prob", "reader_logit", "reader_span_prob", "reader_null_prob", "reader_other_best",
-    "reader_margin", "rule_score", "rule_gap", "coverage", "typed", "named", "passage_rank",
+    "reader_prob", "reader_logit", "reader_span_prob", "reader_null_prob", "rule_score",
+    "rule_gap", "coverage", "typed", "named", "passage_rank",
     "top_score", "score_gap", "dense_score", "lexical_score", "has_short", "reader_short",
     "spans_agree", "short_words", "short_in_question", "question_words", "names_in_passage",
     "figures_in_sentence", "kind_other", "kind_date", "kind_number", "kind_person", "kind_place",
     "lacking_idf", "lacking_share", "lacking_idf_passage", "question_idf", "short_typed",
-    "quote_cosine", "passage_cosine",
 )  # fmt: skip
-# `evidence` gives all but these, which the engine adds (they need the encoder)
-ENCODER_FEATURES = ("quote_cosine", "passage_cosine")
 
 
 def evidence_features() -> list[str]:
@@ -100,7 +97,6 @@ def evidence(
     one the rules' typed spans gave (the reader's span may have replaced it), `idf` the index's
     inverse document frequency of a stem."""
     best, read = ranked[0], readings[0]
-    others = [r.prob for r in readings[1:]]
     kind = answer_types.asked(question).kind
     q_words = lexical.words(question)
     sentence = best.text
@@ -122,8 +118,6 @@ def evidence(
         "reader_logit": _logit(read.prob),
         "reader_span_prob": read.span_prob if read.span is not None else 0.0,
         "reader_null_prob": read.null_prob,
-        "reader_other_best": max(others, default=0.0),
-        "reader_margin": read.prob - max(others, default=0.0),
         "rule_score": best.score,
         "rule_gap": best.score - (ranked[1].score if len(ranked) > 1 else 0.0),
         "coverage": best.coverage,

@@ -176,7 +176,6 @@ class Engine:
         confident; below the calibrator's lower boundary, the sources don't say."""
         if answer.abstained or not answer.evidence:
             return answer
-        answer = replace(answer, evidence=answer.evidence | self._closeness(r, answer))
         if self.calibrator is None:
             return answer
         p = self.calibrator.probability(answer.evidence)
@@ -189,14 +188,6 @@ class Engine:
             return answering.abstain(r.question, r.query, r.passages, why)
         short = answer.short_answer if tier == confidence.ANSWER else None
         return replace(answer, confidence=round(p, 4), tier=tier, short_answer=short)
-
-    def _closeness(self, r: _Retrieved, answer: Answer) -> dict[str, float]:
-        """How close in meaning the question is to the first quote, and to the passage it
-        stands in, by the encoder (one more call, with both texts)."""
-        quote = answer.citations[0].quote if answer.citations else ""
-        passage = r.passages[0].text if r.passages else ""
-        q, s, p = self.embedder.embed_queries([r.question, quote, passage])
-        return {"quote_cosine": float(q @ s), "passage_cosine": float(q @ p)}
 
     def _retrieve(
         self,

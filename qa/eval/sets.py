@@ -102,6 +102,7 @@ class EvalSet:
     def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every question as a dict in our format, with where it comes from (file:line)."""
         self.require([f.path for f in self.question_files])
+        seen: dict[str, int] = {}
         for qfile in self.question_files:
             paragraphs = _squad2_paragraphs(qfile.path) if qfile.format == "squad2" else {}
             for where, row in _json_lines(qfile.path):
@@ -112,7 +113,10 @@ class EvalSet:
                         continue
                     row = from_squad2(row, paragraphs)
                 elif qfile.format == "realtimeqa":
-                    row = from_realtimeqa(row)
+                    row = from_realtimeqa(row, qfile.path.parent / "docs")
+                    # RealTime QA repeats an id now and then (two questions of one week)
+                    seen[row["id"]] = n = seen.get(row["id"], 0) + 1
+                    row["id"] += f"-{n}" if n > 1 else ""
                 yield where, row
 
 
@@ -214,20 +218,36 @@ def from_squad2(row: dict[str, Any], paragraphs: dict[tuple[str, int], str]) -> 
     }
 
 
-def from_realtimeqa(row: dict[str, Any]) -> dict[str, Any]:
+def from_realtimeqa(row: dict[str, Any], docs: Path) -> dict[str, Any]:
     """A row of a news-dev set (../shared/tools/news-dev/build.py) in our format: a question
-    whose answer no retrieved article holds verbatim counts as unanswerable from the corpus."""
+    whose answer no retrieved article holds verbatim counts as unanswerable from the corpus;
+    the evidence is the text around the answer's first occurrence in the first article holding
+    it (`docs`: the set's articles), and the answer as written there (matching ignores case)."""
     in_corpus = bool(row["answer_in_corpus"])
-    return {
+    out = {
         "id": row["id"],
         "question": row["question"],
-        "answers": list(row["answers"]) if in_corpus else [],
-        "doc_id": f"{row['doc_ids'][0]}.txt" if in_corpus else None,
+        "answers": [],
+        "doc_id": None,
         "evidence": None,
         "unanswerable": not in_corpus,
         "history": [],
         "note": f"RealTime QA week {row['week']}",
     }
+    if in_corpus:
+        doc_id = f"{row['doc_ids'][0]}.txt"
+        text = (docs / doc_id).read_text(encoding="utf-8")
+        answer = row["answers"][0]
+        at = text.lower().find(answer.lower())
+        if at < 0:
+            raise InvalidInput(f"{docs / doc_id} does not hold the answer {answer!r}")
+        written = text[at : at + len(answer)]
+        out |= {
+            "answers": [written],
+            "doc_id": doc_id,
+            "evidence": text[max(0, at - 150) : at + len(answer) + 150],
+        }
+    return out
 
 
 def load_questions(set_dir: Path | EvalSet) -> list[EvalQuestion]:
