@@ -315,8 +315,11 @@ def test_a_bad_file_does_not_sink_the_batch(browser_context, qa_up, tmp_path) ->
     )
     page.screenshot(path=str(OUT / "ui-upload-outcomes.png"), full_page=True)
 
-    # A request with no file that can be indexed is refused, the reason shown as text.
-    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(tool))
+    # A request with no file that can be indexed is refused, the reason shown as text. (The
+    # finished upload's uploader makes way for a fresh one: wait until the old one is gone.)
+    uploader = sidebar.get_by_test_id("stFileUploaderDropzoneInput")
+    expect(uploader).to_have_count(1, timeout=WAIT_MS)
+    uploader.set_input_files(str(tool))
     sidebar.get_by_role("button", name="Index 1 file(s)").click()
     expect(sidebar.get_by_test_id("stAlertContentError")).to_contain_text(
         "Upload refused: 'tool.exe': unsupported file type .exe", timeout=WAIT_MS
