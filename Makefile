@@ -66,7 +66,11 @@ test: lint install-llm
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest --cpu=amx $(CPU_TESTS)
 	$(BIN)/python -m pytest --cpu=avx2 $(CPU_TESTS)
-	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news --min-answer-recall 0.85 --skip-if-missing
+	# the gate: fact recall, and how often a confident answer (the green box) is right
+	$(BIN)/qa eval eval/sets/seed-news --out reports/seed-news --min-answer-recall 0.85 \
+	  --min-confident-precision 0.75 --skip-if-missing
+	$(BIN)/qa eval eval/sets/seed-news-outside --index index/eval-seed-news --no-build \
+	  --out reports/seed-news-outside --min-abstain 0.95 --skip-if-missing
 	$(BIN)/qa eval eval/sets/conversations --out reports/conversations --min-rewrite-accuracy 0.95
 	$(BIN)/qa eval eval/sets/conversations-blind --out reports/conversations-blind --min-rewrite-accuracy 0.9
 
@@ -76,6 +80,9 @@ eval: install
 	$(BIN)/qa eval eval/sets/squad-dev-blind --index index/eval-squad-dev --no-build --out reports/squad-dev-blind
 	$(BIN)/qa eval eval/sets/seed-news-blind --index index/eval-seed-news --no-build --out reports/seed-news-blind
 	$(BIN)/qa eval eval/sets/seed-news-preamble --index index/eval-seed-news --no-build --out reports/seed-news-preamble
+	$(BIN)/qa eval eval/sets/seed-news-outside --index index/eval-seed-news --no-build --out reports/seed-news-outside
+	# real news (built locally, see eval/sets/news-dev-report/README.md); skipped when absent
+	$(BIN)/qa eval eval/sets/news-dev-report --out reports/news-dev-report --skip-if-missing
 	$(BIN)/qa eval eval/sets/conversations --out reports/conversations
 	$(BIN)/qa eval eval/sets/conversations-blind --out reports/conversations-blind
 
