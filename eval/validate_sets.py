@@ -141,8 +141,9 @@ def check_turn(row, where, docs, errors):
             errors.append(f"{where}: {word!r} is both to carry and to drop")
 
 
-def check_turns(rows, docs, errors):
-    counts = {"follow-up": 0, "stands alone": 0, "total": 0}
+def objects(rows, errors):
+    """(where, id, row) of each row that is a JSON object; the others, and repeated ids, are
+    errors."""
     seen = set()
     for where, row in rows:
         if not isinstance(row, dict):
@@ -152,6 +153,12 @@ def check_turns(rows, docs, errors):
         if rid in seen:
             errors.append(f"{where}: duplicate id {rid!r}")
         seen.add(rid)
+        yield where, rid, row
+
+
+def check_turns(rows, docs, errors):
+    counts = {"follow-up": 0, "stands alone": 0, "total": 0}
+    for where, rid, row in objects(rows, errors):
         before = len(errors)
         check_turn(row, f"{where} ({rid})", docs, errors)
         if len(errors) == before:
@@ -188,15 +195,7 @@ def check_set(set_dir, errors):
         if counts["total"] == 0:
             errors.append(f"{name}: no valid turns")
         return counts
-    seen = set()
-    for where, row in rows:
-        if not isinstance(row, dict):
-            errors.append(f"{where}: not a JSON object")
-            continue
-        rid = row.get("id")
-        if rid in seen:
-            errors.append(f"{where}: duplicate id {rid!r}")
-        seen.add(rid)
+    for where, rid, row in objects(rows, errors):
         before = len(errors)
         check_row(row, f"{where} ({rid})", docs, errors)
         if len(errors) == before:

@@ -15,20 +15,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from qa.schemas import Job
+from qa.store import fsync_dir
 
 log = logging.getLogger(__name__)
 
 FOLDER = ".jobs"
 SUFFIX = ".json"
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in `folder` survive a power cut, not only a killed process."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_file(path: Path, data: bytes) -> None:

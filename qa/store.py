@@ -338,7 +338,7 @@ def write_version(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         _fsync_tree(tmp)
         os.rename(tmp, index_dir / name)
-        _fsync_dir(index_dir)
+        fsync_dir(index_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -348,7 +348,7 @@ def write_version(
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(pointer, index_dir / "CURRENT")
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
     _remove_old_versions(index_dir, keep=name)
     return name
 
@@ -508,11 +508,12 @@ def _fsync_tree(root: Path) -> None:
         for name in files:
             with open(Path(folder) / name, "rb") as handle:
                 os.fsync(handle.fileno())
-        _fsync_dir(Path(folder))
+        fsync_dir(Path(folder))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` survive a power cut, not only a killed process."""
+    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -250,20 +250,15 @@ def from_realtimeqa(row: dict[str, Any], docs: Path) -> dict[str, Any]:
     return out
 
 
+Row = TypeVar("Row", bound=BaseModel)
+
+
 def load_questions(set_dir: Path | EvalSet) -> list[EvalQuestion]:
     """The questions of an eval set, in the order of its question files."""
     eval_set = set_dir if isinstance(set_dir, EvalSet) else load_set(set_dir)
     if eval_set.is_conversation:
         raise InvalidInput(f"eval set {eval_set.name} holds conversation turns: see load_turns")
-    questions = []
-    for where, row in eval_set.rows():
-        try:
-            questions.append(EvalQuestion.model_validate(row))
-        except ValueError as exc:
-            raise InvalidInput(f"{where}: not a valid question: {exc}") from exc
-    if not questions:
-        raise InvalidInput(f"eval set {eval_set.name} holds no questions")
-    return questions
+    return _validated(eval_set, EvalQuestion, "question")
 
 
 def load_turns(set_dir: Path | EvalSet) -> list[ConversationTurn]:
@@ -271,15 +266,20 @@ def load_turns(set_dir: Path | EvalSet) -> list[ConversationTurn]:
     eval_set = set_dir if isinstance(set_dir, EvalSet) else load_set(set_dir)
     if not eval_set.is_conversation:
         raise InvalidInput(f"eval set {eval_set.name} holds questions, not conversation turns")
-    turns = []
+    return _validated(eval_set, ConversationTurn, "conversation turn")
+
+
+def _validated(eval_set: EvalSet, model: type[Row], what: str) -> list[Row]:
+    """The set's rows as `model`s; one clear error naming the first row that is not one."""
+    rows = []
     for where, row in eval_set.rows():
         try:
-            turns.append(ConversationTurn.model_validate(row))
+            rows.append(model.model_validate(row))
         except ValueError as exc:
-            raise InvalidInput(f"{where}: not a valid conversation turn: {exc}") from exc
-    if not turns:
-        raise InvalidInput(f"eval set {eval_set.name} holds no turns")
-    return turns
+            raise InvalidInput(f"{where}: not a valid {what}: {exc}") from exc
+    if not rows:
+        raise InvalidInput(f"eval set {eval_set.name} holds no {what}s")
+    return rows
 
 
 def default_index_dir(set_dir: Path) -> Path:
