@@ -212,6 +212,21 @@ def test_eval_end_to_end_writes_reports_and_fails_on_a_missed_threshold(
     assert "fact recall" in missed.output
 
 
+def test_eval_of_a_set_with_no_answerable_question_writes_its_reports(
+    embedder, tiny_set: Path, tmp_path: Path
+) -> None:
+    """An out-of-corpus set (every question unanswerable) has no recall curve to plot, and its
+    confidence figures say how many answers were confident: none here."""
+    (tiny_set / "questions.jsonl").write_text(json.dumps(QUESTIONS[2]) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["eval", str(tiny_set), "--index", str(tmp_path / "index"), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--min-abstain", "1.0"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads((out / "summary.json").read_text())
+    assert figures["n_answerable"] == 0 and figures["confidence"]["tiers"]["answer"]["n"] == 0
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_llm_mode_scores_the_generated_answer_beside_the_extractive_one(
     embedder, tiny_set: Path, tmp_path: Path
 ) -> None:

@@ -347,10 +347,10 @@ def plot(run: EvalRun, path: Path) -> None:
         left.plot(ks, r["hit_curve"], "--", color=colors[name], alpha=0.6, label=f"{name}: doc hit")
     left.set(xlabel="k (passages)", ylabel="share of answerable questions", xticks=ks)
     left.set_title("Retrieval: answer recall@k (solid), gold-doc hit@k (dashed)")
-    left.set_ylim(
-        max(0.0, min(min(r["recall_curve"]) for r in run.summary["retrieval"].values()) - 0.05),
-        1.01,
-    )
+    lowest = [
+        v for r in run.summary["retrieval"].values() for v in r["recall_curve"] if v is not None
+    ]
+    left.set_ylim(max(0.0, min(lowest, default=0.0) - 0.05), 1.01)  # none: no answerable question
     left.grid(alpha=0.3)
     left.legend(fontsize=8, loc="lower right")
 
