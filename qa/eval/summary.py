@@ -109,7 +109,12 @@ def confidence_figures(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         }
         for t in ("answer", "best_guess", "not_in_sources")
     }
-    confident = [r for r in records if r["tier"] == "answer" and not r["abstained"]]
+
+    # confident: rated, and in the answer tier (an LLM's answer has no calibrated confidence)
+    def is_confident(r: dict[str, Any]) -> bool:
+        return r["tier"] == "answer" and not r["abstained"] and r["confidence"] is not None
+
+    confident = [r for r in records if is_confident(r)]
     shown = [r for r in confident if r["short_answer"]]
     rated = [r for r in records if r.get("confidence") is not None]
     p = np.array([r["confidence"] for r in rated], dtype=float)
@@ -117,12 +122,8 @@ def confidence_figures(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "tiers": tiers,
         "confident_precision": mean([r["right"] for r in confident]),
-        "confident_coverage": mean(
-            [r["tier"] == "answer" and not r["abstained"] for r in answerable]
-        ),
-        "confident_on_unanswerable": mean(
-            [r["tier"] == "answer" and not r["abstained"] for r in unanswerable]
-        ),
+        "confident_coverage": mean([is_confident(r) for r in answerable]),
+        "confident_on_unanswerable": mean([is_confident(r) for r in unanswerable]),
         "short_shown": len(shown),
         "short_shown_right": mean([bool(r["em"]) or (r["f1"] or 0.0) >= 0.8 for r in shown]),
         "rated": len(rated),
