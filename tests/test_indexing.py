@@ -159,7 +159,8 @@ def test_kill_nine_mid_build_leaves_the_previous_version_intact(tmp_path, fake_e
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(1234)
     killed = 0
-    for attempt in range(6):
+
+    def start(attempt: int) -> subprocess.Popen:
         for f in corpus.iterdir():  # every round changes every file: a full rebuild is needed
             f.write_text(f.read_text() + f" Round {attempt}.")
         proc = subprocess.Popen(
@@ -170,7 +171,18 @@ def test_kill_nine_mid_build_leaves_the_previous_version_intact(tmp_path, fake_e
             text=True,
         )
         assert proc.stdout.readline().strip() == "started"
-        time.sleep(rng.uniform(0.05, 2.0))
+        return proc
+
+    # How long a whole build takes on this machine now, so the kills land inside one.
+    t0 = time.monotonic()
+    assert start(-1).wait() == 0
+    build_s = time.monotonic() - t0
+    after = snapshot_is_consistent(index_dir)
+    assert after.version != expected[0]
+    expected = (after.version, after.manifest["documents"])
+    for attempt in range(6):
+        proc = start(attempt)
+        time.sleep(rng.uniform(0.02, 0.8) * build_s)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
