@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.confidence import MODEL_DIR, MODEL_FILE, Calibrator
+from qa.confidence import FEATURES, MODEL_DIR, MODEL_FILE, NOT_IN_SOURCES, Calibrator
 from qa.eval.metrics import auc, ece, is_right, reliability, risk_coverage
 
 TRAIN_SETS = ("squad2-heldout", "news-dev-calib")
@@ -135,36 +135,25 @@ def out_of_fold(examples: Sequence[Example], features: Sequence[str], c: float =
 def tiers(
     examples: Sequence[Example], p: dict[str, float], calibrator: Calibrator
 ) -> dict[str, Any]:
-    """Per set: how many questions land in each tier and how often each tier is right."""
-    out: dict[str, Any] = {}
-    for name in sorted({e.set for e in examples}):
-        mine = [e for e in examples if e.set == name]
-        answerable = [e for e in mine if not e.unanswerable]
-        unanswerable = [e for e in mine if e.unanswerable]
+    """Per set, the tiers `qa eval` reports (`summary.tier_figures`), from the out-of-fold
+    probabilities `p` of the rated answers (by id)."""
+    from qa.eval.summary import tier_figures
 
-        def tier_of(e: Example) -> str:
-            if e.abstained or e.id not in p:
-                return "not_in_sources"
-            return calibrator.tier(p[e.id])
+    def record(e: Example) -> dict[str, Any]:
+        rated = not e.abstained and e.id in p
+        return {
+            "tier": calibrator.tier(p[e.id]) if rated else NOT_IN_SOURCES,
+            "right": e.right,
+            "abstained": e.abstained,
+            "unanswerable": e.unanswerable,
+            "confidence": p[e.id] if rated else None,
+        }
 
-        row: dict[str, Any] = {"questions": len(mine)}
-        for t in ("answer", "best_guess", "not_in_sources"):
-            those = [e for e in mine if tier_of(e) == t]
-            row[t] = {
-                "n": len(those),
-                "right": (sum(e.right for e in those) / len(those)) if those else None,
-            }
-        confident = [e for e in answerable if tier_of(e) == "answer"]
-        row["confident_coverage_of_answerable"] = (
-            len(confident) / len(answerable) if answerable else None
-        )
-        row["confident_on_unanswerable"] = (
-            sum(tier_of(e) == "answer" for e in unanswerable) / len(unanswerable)
-            if unanswerable
-            else None
-        )
-        out[name] = row
-    return out
+    return {
+        name: {"questions": sum(e.set == name for e in examples)}
+        | tier_figures([record(e) for e in examples if e.set == name])
+        for name in sorted({e.set for e in examples})
+    }
 
 
 def train(
@@ -175,13 +164,11 @@ def train(
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Collect (or reuse `examples_file`), fit, report out-of-fold figures, save."""
-    from qa.confidence import evidence_features
-
     examples = _examples(set_dirs, examples_file, progress, say)
     answers = rated(examples)
     if len(answers) < 50 or len({e.right for e in answers}) < 2:
         raise ValueError(f"only {len(answers)} rated answers: too few to fit a calibrator")
-    features = evidence_features()
+    features = list(FEATURES)
     p = out_of_fold(answers, features)
     x, y = matrix(answers, features)
     mean, scale, model = fit(x, y)
@@ -203,7 +190,7 @@ def train(
         }
         | {"all": _figures(answers, p)},
         "tiers_out_of_fold": tiers(examples, oof, calibrator),
-        "contributions": contributions(answers, features),
+        "contributions": contributions(answers, features, p),
         "groups": sorted({f"{e.set}: {e.group}" for e in examples}),
         "n_questions": len(examples),
         "n_answers": len(answers),
@@ -224,10 +211,13 @@ def _figures(examples: Sequence[Example], p: np.ndarray) -> dict[str, Any]:
     }
 
 
-def contributions(examples: Sequence[Example], features: Sequence[str]) -> dict[str, float]:
-    """Out-of-fold AUC with all the evidence, and its loss with each group of signals left out."""
+def contributions(
+    examples: Sequence[Example], features: Sequence[str], p: np.ndarray
+) -> dict[str, float]:
+    """Out-of-fold AUC with all the evidence (`p`: its out-of-fold probabilities), and its loss
+    with each group of signals left out."""
     _, y = matrix(examples, features)
-    full = auc(out_of_fold(examples, features), y) or 0.0
+    full = auc(p, y) or 0.0
     out = {"all signals": round(full, 4)}
     for name, prefix in SIGNAL_GROUPS.items():
         kept = [f for f in features if not f.startswith(prefix)]
@@ -277,7 +267,7 @@ def save(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".calibrator-", dir=out_dir.parent))
     data = {
-        "model": calibrator.to_json(),
+        "model": asdict(calibrator),
         "seed": SEED,
         "c": C,
         "figures": figures,

@@ -63,10 +63,6 @@ FEATURES = (
 )  # fmt: skip
 
 
-def evidence_features() -> list[str]:
-    return list(FEATURES)
-
-
 def _logit(p: float) -> float:
     p = min(max(p, 1e-4), 1 - 1e-4)
     return math.log(p / (1 - p))
@@ -182,17 +178,6 @@ class Calibrator:
         if confidence >= self.answer_at:
             return ANSWER
         return BEST_GUESS if confidence >= self.guess_at else NOT_IN_SOURCES
-
-    def to_json(self) -> dict:
-        return {
-            "features": list(self.features),
-            "mean": list(self.mean),
-            "scale": list(self.scale),
-            "coef": list(self.coef),
-            "intercept": self.intercept,
-            "answer_at": self.answer_at,
-            "guess_at": self.guess_at,
-        }
 
     @classmethod
     def from_json(cls, data: dict) -> Calibrator:

@@ -133,8 +133,12 @@ def is_right(unanswerable: bool, flags: dict[str, Any]) -> bool:
     or F1 >= 0.8). `flags`: `Scorer.answer`'s."""
     if unanswerable or flags["abstained"] or not flags["fact_hit"]:
         return False
-    if flags["short_answer"] is None:
-        return True
+    return flags["short_answer"] is None or short_right(flags)
+
+
+def short_right(flags: dict[str, Any]) -> bool:
+    """Whether a short answer matches a gold one: exact match after SQuAD normalization, or
+    F1 >= 0.8. `flags`: `Scorer.answer`'s, for an answer with a short answer."""
     return bool(flags["em"]) or (flags["f1"] or 0.0) >= 0.8
 
 

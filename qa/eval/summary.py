@@ -19,6 +19,7 @@ from qa.eval.metrics import (
     recall_at_k,
     reliability,
     risk_coverage,
+    short_right,
 )
 
 KS = (1, 5, 10)  # recall@k and hit@k reported; the curve goes 1..MAX_K
@@ -100,37 +101,43 @@ def confidence_figures(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     the rated answers the expected calibration error, AUC, reliability and risk-coverage."""
     if not records or "tier" not in records[0]:
         return {}
-    answerable = [r for r in records if not r["unanswerable"]]
-    unanswerable = [r for r in records if r["unanswerable"]]
-    tiers = {
-        t: {
-            "n": sum(r["tier"] == t for r in records),
-            "right": mean([r["right"] for r in records if r["tier"] == t]),
-        }
-        for t in ("answer", "best_guess", "not_in_sources")
-    }
-
-    # confident: rated, and in the answer tier (an LLM's answer has no calibrated confidence)
-    def is_confident(r: dict[str, Any]) -> bool:
-        return r["tier"] == "answer" and not r["abstained"] and r["confidence"] is not None
-
-    confident = [r for r in records if is_confident(r)]
-    shown = [r for r in confident if r["short_answer"]]
+    shown = [r for r in records if is_confident(r) and r["short_answer"]]
     rated = [r for r in records if r.get("confidence") is not None]
     p = np.array([r["confidence"] for r in rated], dtype=float)
     y = np.array([r["right"] for r in rated], dtype=int)
-    return {
-        "tiers": tiers,
-        "confident_precision": mean([r["right"] for r in confident]),
-        "confident_coverage": mean([is_confident(r) for r in answerable]),
-        "confident_on_unanswerable": mean([is_confident(r) for r in unanswerable]),
+    return tier_figures(records) | {
         "short_shown": len(shown),
-        "short_shown_right": mean([bool(r["em"]) or (r["f1"] or 0.0) >= 0.8 for r in shown]),
+        "short_shown_right": mean([short_right(r) for r in shown]),
         "rated": len(rated),
         "ece": ece(p, y) if len(rated) else None,
         "auc": auc(p, y) if len(rated) else None,
         "reliability": reliability(p, y) if len(rated) else [],
         "risk_coverage": risk_coverage(p, y) if len(rated) else [],
+    }
+
+
+def is_confident(r: dict[str, Any]) -> bool:
+    """Rated, and in the answer tier (an LLM's answer has no calibrated confidence)."""
+    return r["tier"] == "answer" and not r["abstained"] and r["confidence"] is not None
+
+
+def tier_figures(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each tier's size and share right, how many answerable questions were answered
+    confidently, and how many unanswerable ones (records: `tier`, `right`, `abstained`,
+    `unanswerable`, `confidence`; `qa eval`'s, and `qa train calibrator`'s out of fold)."""
+    answerable = [r for r in records if not r["unanswerable"]]
+    unanswerable = [r for r in records if r["unanswerable"]]
+    return {
+        "tiers": {
+            t: {
+                "n": sum(r["tier"] == t for r in records),
+                "right": mean([r["right"] for r in records if r["tier"] == t]),
+            }
+            for t in ("answer", "best_guess", "not_in_sources")
+        },
+        "confident_precision": mean([r["right"] for r in records if is_confident(r)]),
+        "confident_coverage": mean([is_confident(r) for r in answerable]),
+        "confident_on_unanswerable": mean([is_confident(r) for r in unanswerable]),
     }
 
 
