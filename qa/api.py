@@ -217,10 +217,12 @@ class Startup:
         self.engine: Engine | None = None
         self.jobs: Jobs | None = None
         self.error: str | None = None
-        self._thread = threading.Thread(target=self._run, name="qa-startup", daemon=True)
-        self._thread.start()
-        if not background:
-            self._thread.join()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="qa-startup", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
 
     def _run(self) -> None:
         try:
@@ -242,7 +244,8 @@ class Startup:
         return self.engine, self.jobs
 
     def close(self) -> None:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
 
 # Dependencies: the engine, jobs and settings live on app.state, set by the lifespan handler.

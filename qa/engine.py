@@ -174,9 +174,7 @@ class Engine:
     def _rated(self, r: _Retrieved, answer: Answer) -> Answer:
         """The answer with its calibrated confidence and tier: a short answer only when
         confident; below the calibrator's lower boundary, the sources don't say."""
-        if answer.abstained or not answer.evidence:
-            return answer
-        if self.calibrator is None:
+        if answer.abstained or not answer.evidence or self.calibrator is None:
             return answer
         p = self.calibrator.probability(answer.evidence)
         tier = self.calibrator.tier(p)
