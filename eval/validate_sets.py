@@ -46,20 +46,28 @@ def check_history(hist, where, errors):
             errors.append(f"{where}: bad history message #{i}: {msg!r}")
 
 
-def check_row(row, where, docs, errors):
-    missing = [k for k in KEYS if k not in row]
+def has_keys(row, keys, where, errors):
+    """Whether `row` has every one of `keys` (else an error); other keys than those and the
+    OPTIONAL ones are errors too. Then id and question are non-empty strings."""
+    missing = [k for k in keys if k not in row]
     if missing:
         errors.append(f"{where}: missing keys {missing}")
-        return
-    extra = sorted(set(row) - set(KEYS) - set(OPTIONAL))
+        return False
+    extra = sorted(set(row) - set(keys) - set(OPTIONAL))
     if extra:
         errors.append(f"{where}: unexpected keys {extra}")
-    if not isinstance(row.get("note", ""), str):
-        errors.append(f"{where}: note must be a string")
     if not isinstance(row["id"], str) or not row["id"]:
         errors.append(f"{where}: id must be a non-empty string")
     if not isinstance(row["question"], str) or not row["question"].strip():
         errors.append(f"{where}: question must be a non-empty string")
+    return True
+
+
+def check_row(row, where, docs, errors):
+    if not has_keys(row, KEYS, where, errors):
+        return
+    if not isinstance(row.get("note", ""), str):
+        errors.append(f"{where}: note must be a string")
     answers = row["answers"]
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         errors.append(f"{where}: answers must be a list of strings")
@@ -101,17 +109,8 @@ def label_words(text):
 
 def check_turn(row, where, docs, errors):
     """A conversation turn: keys and types, a history, its document, labels from the history."""
-    missing = [k for k in TURN_KEYS if k not in row]
-    if missing:
-        errors.append(f"{where}: missing keys {missing}")
+    if not has_keys(row, TURN_KEYS, where, errors):
         return
-    extra = sorted(set(row) - set(TURN_KEYS) - set(OPTIONAL))
-    if extra:
-        errors.append(f"{where}: unexpected keys {extra}")
-    if not isinstance(row["id"], str) or not row["id"]:
-        errors.append(f"{where}: id must be a non-empty string")
-    if not isinstance(row["question"], str) or not row["question"].strip():
-        errors.append(f"{where}: question must be a non-empty string")
     if not row["history"]:
         errors.append(f"{where}: a turn needs the earlier turns in history")
         return

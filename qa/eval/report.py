@@ -419,14 +419,25 @@ def write_outputs(run: EvalRun, out_dir: Path) -> dict[str, Path]:
         "report": out_dir / "report.md",
         "plot": out_dir / "report.png",
     }
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in run.records)
-    write_text(paths["results"], lines)
-    write_json({"info": run.info, **run.summary}, paths["summary"])
+    write_records(run.records, run.info, run.summary, paths)
     write_text(paths["report"], markdown_report(run) + "\n")
     plot(run, paths["plot"])
     if confidence_plot := plot_confidence(run.summary, out_dir / "confidence.png"):
         paths["confidence_plot"] = confidence_plot
     return paths
+
+
+def write_records(
+    records: Sequence[dict[str, Any]],
+    info: dict[str, Any],
+    summary: dict[str, Any],
+    paths: dict[str, Path],
+) -> None:
+    """A run's records, one JSON line each, to `paths["results"]`, and its info and figures to
+    `paths["summary"]` (what `qa eval` writes for every kind of set)."""
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    write_text(paths["results"], lines)
+    write_json({"info": info, **summary}, paths["summary"])
 
 
 def write_text(path: Path, text: str) -> Path:

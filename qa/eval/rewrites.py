@@ -9,14 +9,13 @@ alone, and over the follow-ups.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qa import chat, lexical
-from qa.eval.report import markdown_table, run_info, write_json, write_text
+from qa.eval.report import markdown_table, run_info, write_records, write_text
 from qa.eval.sets import ConversationTurn, load_set, load_turns
 
 STANDS_ALONE = "stands alone"
@@ -137,9 +136,7 @@ def write_outputs(run: RewriteRun, out_dir: Path) -> dict[str, Path]:
         "summary": out_dir / "summary.json",
         "report": out_dir / "report.md",
     }
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in run.records)
-    write_text(paths["results"], lines)
-    write_json({"info": run.info, **run.summary}, paths["summary"])
+    write_records(run.records, run.info, run.summary, paths)
     wrong = _wrong_lines(run.records) or ["none"]
     report = [f"# {run.set_name}", "", summary_table(run.summary), "", "Wrong turns:", "", *wrong]
     write_text(paths["report"], "\n".join(report) + "\n")
