@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from qa import ingest
+from qa.sources import ingest
 
 PAGES = Path(__file__).resolve().parents[1] / "tests" / "data" / "saved-pages"
 Extracted = tuple[str, str | None, str | None, str | None]  # text, title, author, date

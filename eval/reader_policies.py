@@ -31,12 +31,12 @@ def dump(set_dir: Path, index: Path, models: list[Path], out: Path) -> None:
     os.environ["QA_READER"] = "off"  # the rules answer; each model reads beside them
     from tqdm import tqdm
 
-    from qa import answering
+    from qa.answering import extractive as answering
+    from qa.answering.reader import Reader
     from qa.config import get_settings
     from qa.engine import Engine
     from qa.eval.metrics import contains_answer
     from qa.eval.sets import load_questions, load_set
-    from qa.reader import Reader
 
     engine = Engine(index)
     cache = get_settings().model_cache_dir

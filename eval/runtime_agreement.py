@@ -1,7 +1,7 @@
 """How close each encoder runtime's vectors are to the torch fp32 model's, on real text: the
 model card's prose (shipped with the model) and the seed article's chunks, each text embedded in
 batches of 8 (as indexing does) and alone. The bounds each runtime must meet are
-`qa.embedding.TOLERANCES`; this prints the measured mean and minimum cosine beside them.
+`qa.encoders.embedding.TOLERANCES`; this prints the measured mean and minimum cosine beside them.
 
     PYTHONPATH=. .venv/bin/python eval/runtime_agreement.py [torch torch-bf16 onnx onnx-int8]
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.chunking import ChunkingParams, chunk_text
-from qa.embedding import TOLERANCES, MiniLMEmbedder, agreement_sample, make_embedder
+from qa.encoders.embedding import TOLERANCES, MiniLMEmbedder, agreement_sample, make_embedder
+from qa.sources.chunking import ChunkingParams, chunk_text
 
 SEED = Path(__file__).resolve().parents[2] / "shared/data/seed/reko-diq-exim-2026-02-06.txt"
 

@@ -19,10 +19,10 @@ import os
 import re
 import sys
 
-from qa import lexical
 from qa.errors import InvalidInput, MissingData
 from qa.eval.sets import load_set
-from qa.ingest import discover
+from qa.language import lexical
+from qa.sources.ingest import discover
 
 KEYS = ("id", "question", "answers", "doc_id", "evidence", "unanswerable", "history")
 OPTIONAL = ("note",)  # free text: where a question comes from, or why it is unanswerable

@@ -26,17 +26,17 @@ _EXPORTS = {
     "Engine": "qa.engine",
     "Settings": "qa.config",
     "get_settings": "qa.config",
-    "default_embedder": "qa.embedding",
-    "Embedder": "qa.embedding",
+    "default_embedder": "qa.encoders.embedding",
+    "Embedder": "qa.encoders.embedding",
     "index_paths": "qa.indexing",
     "IndexReport": "qa.indexing",
-    "Filters": "qa.retrieval",
-    "Answer": "qa.models",
-    "Citation": "qa.models",
-    "Passage": "qa.models",
-    "Document": "qa.models",
-    "Chunk": "qa.models",
-    "Mark": "qa.models",
+    "Filters": "qa.retrieval.search",
+    "Answer": "qa.records",
+    "Citation": "qa.records",
+    "Passage": "qa.records",
+    "Document": "qa.records",
+    "Chunk": "qa.records",
+    "Mark": "qa.records",
     "QAError": "qa.errors",
     "InvalidInput": "qa.errors",
     "NotFound": "qa.errors",
@@ -68,12 +68,12 @@ __all__ = [  # spelled out for linters and type checkers: the keys of _EXPORTS
 
 if TYPE_CHECKING:
     from qa.config import Settings, get_settings
-    from qa.embedding import Embedder, default_embedder
+    from qa.encoders.embedding import Embedder, default_embedder
     from qa.engine import Engine
     from qa.errors import IndexMismatch, IndexMissing, InvalidInput, NotFound, QAError
     from qa.indexing import IndexReport, index_paths
-    from qa.models import Answer, Chunk, Citation, Document, Mark, Passage
-    from qa.retrieval import Filters
+    from qa.records import Answer, Chunk, Citation, Document, Mark, Passage
+    from qa.retrieval.search import Filters
 
 
 def __getattr__(name: str) -> Any:

@@ -9,15 +9,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from qa import answering, chat, confidence, generation, llm, locations, retrieval
+from qa.answering import confidence
+from qa.answering import extractive as answering
+from qa.answering.reader import Reader, default_reader
 from qa.config import MAX_TOP_K, Settings, get_settings
-from qa.embedding import Embedder, check_runtime, default_embedder, index_runtime
+from qa.encoders.embedding import Embedder, check_runtime, default_embedder, index_runtime
 from qa.errors import IndexMismatch, InvalidInput
-from qa.index_store import IndexStore, IndexView, open_store
-from qa.models import Answer, Document, Passage
-from qa.reader import Reader, default_reader
-from qa.retrieval import Filters
-from qa.verify import Check
+from qa.llm import client as llm
+from qa.llm import generation
+from qa.llm.verify import Check
+from qa.records import Answer, Document, Message, Passage
+from qa.retrieval import followups as chat
+from qa.retrieval import search as retrieval
+from qa.retrieval.search import Filters
+from qa.sources import locations
+from qa.store.interface import IndexStore, IndexView
+from qa.store.opening import open_store
 
 ConfidenceMode = Literal["calibrated", "evidence", "off"]
 
@@ -47,7 +54,8 @@ class Engine:
         # The trained reader: the short answer and the confidence's evidence (QA_READER=short);
         # QA_READER=off: the rules alone.
         self.reader = None if self.settings.reader == "off" else reader or default_reader()
-        # How sure an answer is, from the reader's and the rules' evidence (qa/confidence.py);
+        # How sure an answer is, from the reader's and the rules' evidence
+        # (qa/answering/confidence.py);
         # "evidence": the evidence, unrated (what `qa train calibrator` collects); "off": neither
         # (the answer step as it was before, for `qa bench ask` to compare with).
         self.confidence_mode = confidence_mode
@@ -93,7 +101,7 @@ class Engine:
     def ask(
         self,
         question: str,
-        history: Sequence[chat.Message] = (),
+        history: Sequence[Message] = (),
         top_k: int | None = None,
         filters: Filters | None = None,
         mode: str | None = None,
@@ -114,7 +122,7 @@ class Engine:
     def ask_stream(
         self,
         question: str,
-        history: Sequence[chat.Message] = (),
+        history: Sequence[Message] = (),
         top_k: int | None = None,
         filters: Filters | None = None,
         mode: str | None = None,
@@ -190,7 +198,7 @@ class Engine:
     def _retrieve(
         self,
         question: str,
-        history: Sequence[chat.Message],
+        history: Sequence[Message],
         top_k: int | None,
         filters: Filters | None,
         mode: str | None,

@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from qa import ingest, store
-from qa.chunking import ChunkingParams, chunk_text
-from qa.embedding import Embedder, check_runtime, runtime_record
+from qa.encoders.embedding import Embedder, check_runtime, runtime_record
 from qa.errors import IndexMissing
-from qa.index_store import Changes, IndexStore, IndexView, open_store
-from qa.models import Chunk, Document
+from qa.records import Chunk, Document
+from qa.sources import ingest
+from qa.sources.chunking import ChunkingParams, chunk_text
+from qa.store import manifest
+from qa.store.interface import Changes, IndexStore, IndexView
+from qa.store.opening import open_store
 
 Target = Path | IndexStore  # an index folder, or any store
 
@@ -271,7 +273,7 @@ def _embed_documents(
         else:
             first_of_hash[doc.hash] = base
         chunks.extend(doc_chunks)
-        texts.extend(store.embed_text(doc.title, c.text) for c in doc_chunks)
+        texts.extend(manifest.embed_text(doc.title, c.text) for c in doc_chunks)
     copied = {i for i, _ in copies}
     todo = [i for i in range(len(chunks)) if i not in copied]
 
@@ -302,7 +304,7 @@ def build_manifest(
     for chunk in chunks:
         counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
     return {
-        "format": store.FORMAT,
+        "format": manifest.FORMAT,
         "model": model,
         "dim": dim,
         "chunking": asdict(params),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from qa.config import Settings, get_settings
-from qa.embedding import Embedder, default_embedder
+from qa.encoders.embedding import Embedder, default_embedder
 from qa.eval.sets import load_set
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-from qa.llm import ChatMessage, Generator
+from qa.llm.client import Generator
+from qa.records import Message
 
 LOAN_Q = "How much did the US EXIM Bank lend for the Reko Diq mine?"
 TRUE = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq"  # the seed article's
@@ -39,7 +40,7 @@ class Scripted(Generator):
 
     def __init__(self, reply: str) -> None:
         self.reply = reply
-        self.asked: list[Sequence[ChatMessage]] = []
+        self.asked: list[Sequence[Message]] = []
 
     def complete(self, messages, stream=False):
         self.asked.append(messages)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa import answer_types as T
+from qa.language import answer_types as T
 
 
 @pytest.mark.parametrize(
@@ -129,8 +129,8 @@ def test_spans_lie_inside_the_sentence_and_hold_text(sentence, question):
 @settings(max_examples=200, deadline=None, derandomize=bool(os.environ.get("CI")))
 @given(st.lists(TEXT.map(lambda t: t + "."), min_size=1, max_size=6).map(" ".join), TEXT)
 def test_answers_quote_their_passage_verbatim_or_abstain(text, question):
-    from qa import answering
-    from qa.models import Passage
+    from qa.answering import extractive as answering
+    from qa.records import Passage
 
     passage = Passage(
         doc_id="d.txt",

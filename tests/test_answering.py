@@ -6,11 +6,13 @@ import json
 
 import pytest
 
-from qa import answering, chat, lexical
+from qa.answering import extractive as answering
 from qa.engine import Engine
 from qa.errors import InvalidInput
-from qa.models import Passage
-from qa.retrieval import Filters
+from qa.language import lexical
+from qa.records import Passage
+from qa.retrieval import followups as chat
+from qa.retrieval.search import Filters
 from tests.conftest import ROOT
 
 SEED_QUESTIONS = [
@@ -85,7 +87,7 @@ def test_rewrite_leaves_self_contained_questions_alone():
 
 def test_names_and_numbers_missing_from_the_passages_force_abstention(engine):
     snap = engine.snapshot()
-    from qa.retrieval import search
+    from qa.retrieval.search import search
 
     passages = search(snap, engine.embedder, "Reko Diq loan 2031", 3)
     assert answering.missing_terms("What was the Reko Diq loan in 2031?", passages) == {"2031"}

@@ -27,10 +27,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from qa import indexing, store, uploads
-from qa.api import create_app, get_engine
+from qa import indexing
 from qa.config import Settings
-from qa.uploads import MAX_FILES
+from qa.serving import uploads
+from qa.serving.app import create_app, get_engine
+from qa.serving.uploads import MAX_FILES
+from qa.store import folder as store
 
 CORPUS = {
     "bridge.txt": (

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from qa import chat
+from qa.records import Message
+from qa.retrieval import followups as chat
 
 EXIM = "What did the US EXIM Bank approve for Reko Diq?"
 
 
-def talk(*questions: str) -> list[chat.Message]:
+def talk(*questions: str) -> list[Message]:
     """A history of these user questions, each answered."""
-    history: list[chat.Message] = []
+    history: list[Message] = []
     for q in questions:
         history += [{"role": "user", "content": q}, {"role": "assistant", "content": "An answer."}]
     return history
@@ -121,6 +122,6 @@ def test_a_swapped_place_keeps_the_subject() -> None:
 
 def test_without_history_or_user_turns_nothing_is_added() -> None:
     assert chat.rewrite("  Who founded it?  ") == "Who founded it?"
-    assistant_only: list[chat.Message] = [{"role": "assistant", "content": "Hello, Reko Diq."}]
+    assistant_only: list[Message] = [{"role": "assistant", "content": "Hello, Reko Diq."}]
     assert chat.rewrite("Who founded it?", assistant_only) == "Who founded it?"
     assert not chat.needs_context("")

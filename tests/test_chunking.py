@@ -7,7 +7,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.chunking import ChunkingParams, chunk_text, split_sentences
+from qa.sources.chunking import ChunkingParams, chunk_text, split_sentences
 
 
 def word_count(texts):
@@ -113,7 +113,7 @@ def test_a_long_paragraph_splits_in_linear_time(monkeypatch):
     """One paragraph of 20,000 sentences (an upload without line breaks): each full stop looks
     back a few characters for its word, not over the whole paragraph (minutes, before). Checked
     by what is searched, not by a clock: no search before a stop spans more than the window."""
-    from qa import chunking
+    from qa.sources import chunking
 
     searched: list[int] = []
 

@@ -12,14 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from qa import confidence
-from qa.api import create_app
-from qa.calibrator_training import Example, train
+from qa.answering import confidence
+from qa.answering.confidence import FEATURES, Calibrator, CalibratorError, default_calibrator, load
 from qa.cli import app
-from qa.confidence import FEATURES, Calibrator, CalibratorError, default_calibrator, load
 from qa.config import Settings
 from qa.engine import Engine
 from qa.eval.metrics import ece, reliability, risk_coverage
+from qa.serving.app import create_app
+from qa.training.calibrator import Example, train
 
 QUESTION = "How much is the EXIM loan for Reko Diq?"
 

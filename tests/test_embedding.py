@@ -1,7 +1,8 @@
 """The encoder's contract, over every runtime on every CPU: the same order, shapes and unit
 norms, the model's word pieces, and vectors within the runtime's documented tolerance of the
-torch fp32 reference (`qa.embedding.TOLERANCES`). bf16 runs emulated (and slowly) where the CPU
-has no bf16 units, so `torch-bf16` and the `auto` choice of an AMX CPU are tested everywhere."""
+torch fp32 reference (`qa.encoders.embedding.TOLERANCES`). bf16 runs emulated (and slowly) where
+the CPU has no bf16 units, so `torch-bf16` and the `auto` choice of an AMX CPU are tested
+everywhere."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from qa.config import get_settings
-from qa.embedding import (
+from qa.encoders.embedding import (
     MIN_AGREEMENT,
     TOLERANCES,
     Embedder,

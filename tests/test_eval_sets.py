@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from qa import chat
 from qa.cli import app
 from qa.errors import InvalidInput, MissingData
 from qa.eval.sets import from_squad, load_questions, load_set
+from qa.retrieval import followups as chat
 from tests.conftest import ROOT
 
 SQUAD_ROW = {

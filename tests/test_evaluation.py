@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qa.cli import app
-from qa.embedding import default_embedder
+from qa.encoders.embedding import default_embedder
 from qa.eval import bench_ask, bench_index, bench_scale, metrics, report, summary
 from qa.eval.metrics import (
     contains_answer,
@@ -72,7 +72,7 @@ def test_ranks_recall_at_k_and_mrr() -> None:
 
 
 def test_citation_markers_are_not_answers() -> None:
-    from qa.models import Answer
+    from qa.records import Answer
 
     result = Answer(
         answer="It happened twice. [1]",
@@ -283,8 +283,8 @@ def test_bench_functions_run_on_a_tiny_corpus(embedder, tiny_set: Path, tmp_path
     assert bench_ask.plot_ask(asked, tmp_path / "ask.png").stat().st_size > 0
 
     out = tmp_path / "scaled"
-    from qa import store
     from qa.eval import synthetic
+    from qa.store import folder as store
 
     base = store.open_snapshot(index)
     real = base.all_vectors()
@@ -328,7 +328,7 @@ def test_reader_policies_start_from_the_rules_decisions_qa_eval_scores(
     must change nothing, or its tables mislead."""
     import importlib.util
 
-    from qa.reader import MODEL_DIR
+    from qa.answering.reader import MODEL_DIR
     from tests.conftest import ROOT
 
     spec = importlib.util.spec_from_file_location(

@@ -13,18 +13,23 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from qa import answering, retrieval, sse, store
+from qa.answering import extractive as answering
 from qa.config import Settings
 from qa.eval.local_llm import free_port
-from qa.generation import Final, Token, answer_with_llm, stream_answer_with_llm
-from qa.llm import (
+from qa.llm.client import (
     Generator,
     LLMTimeout,
     OpenAICompatible,
     generator_from_settings,
     reply_text,
 )
-from qa.schemas import AskResponse
+from qa.llm.event_stream import MEDIA_TYPE
+from qa.llm.event_stream import events as read_events
+from qa.llm.generation import Final, Token, answer_with_llm, stream_answer_with_llm
+from qa.retrieval import search as retrieval
+from qa.serving import sse
+from qa.serving.schemas import AskResponse
+from qa.store import folder as store
 from tests.llm_stub import LOAN_Q, STALL_S, TRUE, Scripted, stub_server
 
 
@@ -144,7 +149,7 @@ def test_streaming_yields_the_raw_tokens_then_the_verified_answer(seed):
     assert isinstance(final, Final) and final.answer.removed_sentences == 1
 
     frames = "".join(sse.frames(events))
-    parsed = [(e.event, e.data) for e in sse.events(event_stream(frames))]
+    parsed = [(e.event, e.data) for e in read_events(event_stream(frames))]
     assert [e for e, _ in parsed] == ["token"] * len(tokens) + ["answer"]
     assert "".join(json.loads(d)["text"] for _, d in parsed[:-1]) == reply
     body = AskResponse.model_validate_json(parsed[-1][1])
@@ -153,11 +158,11 @@ def test_streaming_yields_the_raw_tokens_then_the_verified_answer(seed):
 
 def event_stream(text: str) -> httpx.Response:
     """A response whose body is `text`, as `text/event-stream`."""
-    return httpx.Response(200, headers={"content-type": sse.MEDIA_TYPE}, content=text.encode())
+    return httpx.Response(200, headers={"content-type": MEDIA_TYPE}, content=text.encode())
 
 
 def read(text: str) -> list[tuple[str, str]]:
-    return [(e.event, e.data) for e in sse.events(event_stream(text))]
+    return [(e.event, e.data) for e in read_events(event_stream(text))]
 
 
 def test_an_sse_frame_keeps_a_multi_line_payload_whole():

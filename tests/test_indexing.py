@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from qa import store
 from qa.errors import IndexMismatch
 from qa.indexing import index_paths
+from qa.store import folder as store
 from tests.conftest import ROOT, FakeEmbedder
 
 
@@ -140,7 +140,7 @@ def test_loading_refuses_another_model_dimension_or_format(tmp_path, fake_embedd
 
 
 def test_changed_chunking_reembeds_everything(tmp_path, fake_embedder):
-    from qa.chunking import ChunkingParams
+    from qa.sources.chunking import ChunkingParams
 
     corpus = write_corpus(tmp_path / "corpus", n=2)
     first = index_paths([corpus], tmp_path / "ix", fake_embedder, ChunkingParams(64, 1))
@@ -205,7 +205,7 @@ def test_cli_index_reports_failures_in_its_exit_status(tmp_path, monkeypatch):
     from qa import cli
 
     corpus = write_corpus(tmp_path / "corpus", n=1, sentences=3)
-    monkeypatch.setattr("qa.embedding.default_embedder", lambda: FakeEmbedder())
+    monkeypatch.setattr("qa.encoders.embedding.default_embedder", lambda: FakeEmbedder())
     runner = CliRunner()
     ok = runner.invoke(cli.app, ["index", str(corpus), "--index", str(tmp_path / "ix")])
     assert ok.exit_code == 0, ok.output
@@ -221,7 +221,7 @@ def test_cli_index_reports_failures_in_its_exit_status(tmp_path, monkeypatch):
 
 
 def test_a_new_loader_version_rereads_unchanged_files(tmp_path, fake_embedder, monkeypatch):
-    from qa import ingest
+    from qa.sources import ingest
 
     corpus = write_corpus(tmp_path / "corpus", n=2)
     first = index_paths([corpus], tmp_path / "ix", fake_embedder)
@@ -260,12 +260,12 @@ def test_approximate_settings_build_an_index_that_finds_what_flat_finds(
 ):
     import faiss
 
-    from qa import retrieval
     from qa.cli import app
     from qa.config import get_settings
+    from qa.retrieval import search as retrieval
 
     fake = FakeEmbedder()
-    monkeypatch.setattr("qa.embedding.default_embedder", lambda: fake)
+    monkeypatch.setattr("qa.encoders.embedding.default_embedder", lambda: fake)
     corpus = write_corpus(tmp_path / "corpus", n=4)
     index_paths([corpus], tmp_path / "flat", fake)
     monkeypatch.setenv("QA_VECTOR_INDEX", kind)
@@ -291,7 +291,7 @@ def test_approximate_settings_build_an_index_that_finds_what_flat_finds(
 
 
 def test_ivf_probes_a_part_of_its_lists_and_keeps_a_row_filter():
-    from qa.store import Snapshot, build_vector_index, ivf_lists, ivf_probes
+    from qa.store.folder import Snapshot, build_vector_index, ivf_lists, ivf_probes
 
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((40, 32))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest import LoadError, discover, load, normalize
+from qa.sources.ingest import LoadError, discover, load, normalize
 from tests.conftest import require_seed_article
 
 

@@ -7,12 +7,12 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from qa import sse
-from qa.api import create_app
 from qa.config import Settings
 from qa.engine import Engine
-from qa.generation import Final, Token
-from qa.schemas import AskResponse
+from qa.llm import event_stream
+from qa.llm.generation import Final, Token
+from qa.serving.app import create_app
+from qa.serving.schemas import AskResponse
 from tests.llm_stub import LOAN_Q as QUESTION
 from tests.llm_stub import TRUE, Scripted
 
@@ -63,8 +63,8 @@ def test_post_ask_returns_the_verified_llm_answer(client):
 def test_post_ask_streams_tokens_then_the_answer_as_sse(client):
     with client.stream("POST", "/ask", json={"question": QUESTION, "stream": True}) as response:
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith(sse.MEDIA_TYPE)
-        events = [(e.event, e.data) for e in sse.events(response)]
+        assert response.headers["content-type"].startswith(event_stream.MEDIA_TYPE)
+        events = [(e.event, e.data) for e in event_stream.events(response)]
     *tokens, (last, data) = events
     assert tokens and {e for e, _ in tokens} == {"token"}
     assert "".join(json.loads(d)["text"] for _, d in tokens) == REPLY

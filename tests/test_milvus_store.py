@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from qa import answering, retrieval
-from qa.api import create_app
+from qa.answering import extractive as answering
 from qa.config import Settings
 from qa.engine import Engine
 from qa.errors import InvalidInput, StoreUnavailable
 from qa.indexing import index_paths
-from qa.milvus_store import MilvusStore
-from qa.store import FolderStore
+from qa.retrieval import search as retrieval
+from qa.serving.app import create_app
+from qa.store.folder import FolderStore
+from qa.store.milvus import MilvusStore
 from tests.conftest import FakeEmbedder
 
 CORPUS = {
@@ -87,7 +88,7 @@ def test_milvus_gives_the_folders_passages_and_quotes_verbatim(tmp_path, lite, m
     folder_idf = answering.Idf(folder.open())
     terms = ["bridg", "orchard", "1.25", "zzz", "the"]
     assert [answering.Idf(view)(t) for t in terms] == [folder_idf(t) for t in terms]
-    monkeypatch.setattr("qa.milvus_store.DF_SCAN_MAX", 0)
+    monkeypatch.setattr("qa.store.milvus.DF_SCAN_MAX", 0)
     view = store.open(fake.name, fake.dim)
     assert [answering.Idf(view)(t) for t in terms] == [folder_idf(t) for t in terms]
 

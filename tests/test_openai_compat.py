@@ -10,10 +10,10 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
-from qa import openai_compat
-from qa.api import create_app
 from qa.config import Settings
 from qa.engine import Engine
+from qa.serving import openai_compat
+from qa.serving.app import create_app
 from tests.llm_stub import LOAN_Q, TRUE, Scripted
 from tests.protocol_support import HANDFUL, SEED_QUESTIONS, asked, messages_of, seed_server
 
@@ -192,7 +192,7 @@ def test_other_refusals_keep_the_openai_shape(server, http):
 
 
 def test_an_unexpected_failure_is_a_500_in_openai_shape(seed_index, embedder):
-    from qa.api import get_engine
+    from qa.serving.app import get_engine
 
     class Broken:
         generator = None

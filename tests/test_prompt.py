@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from qa.models import Passage
-from qa.prompt import NOT_IN_SOURCES, build_prompt
+from qa.llm.prompt import NOT_IN_SOURCES, build_prompt
+from qa.records import Passage
 
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing answers, connections are refused
 
@@ -35,7 +35,7 @@ def _run_offline(code: str, tmp_path, **env: str) -> subprocess.CompletedProcess
 
 def test_cl100k_base_loads_with_networking_impossible(tmp_path):
     code = (
-        "from qa.prompt import count_tokens; import os;"
+        "from qa.llm.prompt import count_tokens; import os;"
         "print(count_tokens('The loan was $1.25 billion.'), os.environ['TIKTOKEN_CACHE_DIR'])"
     )
     done = _run_offline(code, tmp_path)

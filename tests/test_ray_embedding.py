@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 
+from qa.encoders.ray import RayEmbedder
 from qa.indexing import index_paths
-from qa.ray_embedding import RayEmbedder
-from qa.store import FolderStore
+from qa.store.folder import FolderStore
 from tests.conftest import ROOT
 
 
@@ -41,9 +41,9 @@ def test_without_ray_nothing_imports_it(tmp_path):
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from qa.cli import app\n"
-        "import qa.api, qa.engine, qa.indexing, qa.milvus_store\n"
+        "import qa.serving.app, qa.engine, qa.indexing, qa.store.milvus\n"
         "from tests.conftest import FakeEmbedder\n"
-        "qa.embedding.default_embedder = FakeEmbedder  # the model is not the point here\n"
+        "qa.encoders.embedding.default_embedder = FakeEmbedder  # the model is not the point here\n"
         f"(open({str(tmp_path / 'a.txt')!r}, 'w')).write('One sentence about apples.')\n"
         f"r = CliRunner().invoke(app, ['index', {str(tmp_path / 'a.txt')!r}, "
         f"'--index', {str(tmp_path / 'ix')!r}])\n"

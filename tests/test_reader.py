@@ -8,9 +8,8 @@ import shutil
 
 import pytest
 
-from qa import answering, reader_training
-from qa.models import Passage
-from qa.reader import (
+from qa.answering import extractive as answering
+from qa.answering.reader import (
     MODEL_DIR,
     WEIGHTS,
     Pair,
@@ -19,6 +18,8 @@ from qa.reader import (
     Reading,
     default_reader,
 )
+from qa.records import Passage
+from qa.training import reader as reader_training
 from tests.conftest import ROOT
 
 SQUAD2 = ROOT.parent / "shared" / "data" / "squad2-train"  # read in place, never copied
@@ -59,7 +60,7 @@ def test_the_shipped_model_is_small_and_reads_offline(reader, monkeypatch):
 def test_a_long_question_is_read_by_its_end_and_never_fails(reader):
     from transformers import AutoTokenizer
 
-    from qa.reader import base_model_dir, clip_question
+    from qa.answering.reader import base_model_dir, clip_question
 
     asking = "When did the museum open?"
     question = "The museum in the city is large and old. " * 16
@@ -283,7 +284,7 @@ def test_a_null_span_reader_trains_and_reads_its_no_answer_span(tmp_path):
 def test_null_span_training_points_negative_pairs_at_cls(tmp_path):
     from transformers import AutoTokenizer
 
-    from qa.reader import base_model_dir
+    from qa.answering.reader import base_model_dir
 
     corpus = reader_training.load(SQUAD2)
     train, _ = reader_training.split(corpus)

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa import store
-from qa.chunking import ChunkingParams
 from qa.indexing import index_paths
-from qa.retrieval import Scored, merge_passages
+from qa.retrieval.search import Scored, merge_passages
+from qa.sources.chunking import ChunkingParams
+from qa.store import folder as store
 from tests.conftest import FakeEmbedder
 
 

@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from qa import onnx_export
-from qa.chunking import ChunkingParams, chunk_text
+from qa.answering.reader import default_reader
 from qa.cli import app
 from qa.config import Settings, get_settings
-from qa.embedding import (
+from qa.encoders import onnx_export
+from qa.encoders.embedding import (
     TOLERANCES,
     MiniLMEmbedder,
     OnnxEmbedder,
@@ -28,21 +28,21 @@ from qa.embedding import (
     make_embedder,
     model_dir,
 )
+from qa.encoders.microbatch import BatchedEmbedder, MicroBatcher
 from qa.engine import Engine
 from qa.errors import IndexMismatch, InvalidInput
 from qa.indexing import index_paths
-from qa.llm import Generator
-from qa.microbatch import BatchedEmbedder, MicroBatcher
-from qa.models import Answer
-from qa.reader import default_reader
+from qa.llm.client import Generator
+from qa.records import Answer
+from qa.sources.chunking import ChunkingParams, chunk_text
 from tests.conftest import FakeEmbedder, require_seed_article
 from tests.ui_support import child_env
 
 EXPORT = """
 import sys
 from pathlib import Path
-from qa import onnx_export
-from qa.embedding import model_dir
+from qa.encoders import onnx_export
+from qa.encoders.embedding import model_dir
 print(onnx_export.exported(model_dir(), "fp32", Path(sys.argv[1])))
 """
 
@@ -306,7 +306,7 @@ def test_health_says_the_backend(seed_index):
 
 
 def app_for(settings: Settings):
-    from qa.api import create_app
+    from qa.serving.app import create_app
 
     return create_app(settings)
 
@@ -358,7 +358,7 @@ def test_on_onnx_runtime_the_service_never_loads_pytorch(seed_index, embedder):
     """Encoder and reader on ONNX Runtime (the default here), their files exported: a process
     answering questions never imports PyTorch or transformers (~370 MB resident instead of
     ~730 with the reader's PyTorch model beside its session), and answers as PyTorch does."""
-    from qa.reader import Reader
+    from qa.answering.reader import Reader
 
     default_reader()  # the reader's ONNX file exported, as after a first start
     run = subprocess.run(
@@ -385,8 +385,8 @@ def test_word_pieces_without_pytorch_equal_transformers(article_chunks):
     padded; counted without special tokens) and the reader's pairs (only the context cut)."""
     from transformers import AutoTokenizer
 
-    from qa.reader import MAX_TOKENS, Pair, encode, pair_tokenizer, pairs_in
-    from qa.word_pieces import word_pieces
+    from qa.answering.reader import MAX_TOKENS, Pair, encode, pair_tokenizer, pairs_in
+    from qa.encoders.word_pieces import word_pieces
 
     hf = AutoTokenizer.from_pretrained(str(model_dir()))
     long = " ".join(article_chunks)  # far over 256 word pieces

@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from qa.api import create_app
 from qa.cli import app
 from qa.config import Settings, get_settings
-from qa.prompt import count_tokens
+from qa.llm.prompt import count_tokens
+from qa.serving.app import create_app
 from tests.conftest import ROOT, FakeEmbedder
 from tests.llm_stub import LOAN_Q, TRUE, stub_server
 
@@ -81,7 +81,7 @@ class BatchRecorder(FakeEmbedder):
 @pytest.fixture
 def recorder(monkeypatch) -> BatchRecorder:
     fake = BatchRecorder()
-    monkeypatch.setattr("qa.embedding.default_embedder", lambda: fake)
+    monkeypatch.setattr("qa.encoders.embedding.default_embedder", lambda: fake)
     return fake
 
 
@@ -96,7 +96,7 @@ def corpus(folder: Path) -> Path:
 
 
 def test_index_settings_shape_the_index(tmp_path, setenv, recorder):
-    from qa import store
+    from qa.store import folder as store
 
     index_dir = tmp_path / "ix"
     setenv(
@@ -246,7 +246,8 @@ def test_removed_settings_are_refused_from_a_dotenv_file_and_the_environment(tmp
 
 
 def test_llm_settings_reach_the_model(seed_index, setenv, embedder):
-    from qa import retrieval, store
+    from qa.retrieval import search as retrieval
+    from qa.store import folder as store
 
     snap = store.open_snapshot(seed_index, embedder.name, embedder.dim)
     passages = retrieval.search(snap, embedder, LOAN_Q, 5)

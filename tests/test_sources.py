@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa import ingest, store
 from qa.engine import Engine
 from qa.indexing import index_paths
-from qa.models import Mark
+from qa.records import Mark
+from qa.sources import ingest
+from qa.store import folder as store
 
 SAVED_PAGES = Path(__file__).parent / "data" / "saved-pages"
 EXPECTED = json.loads((SAVED_PAGES / "expected.json").read_text(encoding="utf-8"))
@@ -305,7 +306,7 @@ def test_marks_point_at_their_parts_in_the_normalized_text(raw):
 
 
 def marks_at(marks, offset):
-    from qa.locations import mark_at
+    from qa.sources.locations import mark_at
 
     return mark_at(marks, offset)
 

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
+from qa.answering.reader import Pair, Reading
 from qa.config import Settings
-from qa.embedding import SplitEmbedder
+from qa.encoders.embedding import SplitEmbedder
 from qa.engine import Engine
 from qa.indexing import index_paths
-from qa.launcher import LaunchError, wait_until_up
-from qa.reader import Pair, Reading
+from qa.serving.app import create_app
+from qa.serving.launcher import LaunchError, wait_until_up
 from tests.conftest import FakeEmbedder
 
 
@@ -97,7 +97,9 @@ def test_a_service_that_cannot_load_says_why(index_dir, monkeypatch):
         response = client.post("/search", json={"query": "apples"})
         assert response.status_code == 503 and "model file damaged" in response.json()["message"]
         # and the launcher (`qa up`) stops with that reason instead of waiting
-        monkeypatch.setattr("qa.launcher.httpx.get", lambda url, **kw: client.get("/health"))
+        monkeypatch.setattr(
+            "qa.serving.launcher.httpx.get", lambda url, **kw: client.get("/health")
+        )
         with pytest.raises(LaunchError, match="model file damaged"):
             wait_until_up("http://127.0.0.1:1/health", {}, timeout=5)
 
@@ -110,7 +112,7 @@ def test_the_launcher_waits_until_the_service_is_ready(monkeypatch):
         seen.append(body := next(answers))
         return httpx.Response(200, json=body)
 
-    monkeypatch.setattr("qa.launcher.httpx.get", get)
-    monkeypatch.setattr("qa.launcher.time.sleep", lambda s: None)
+    monkeypatch.setattr("qa.serving.launcher.httpx.get", get)
+    monkeypatch.setattr("qa.serving.launcher.time.sleep", lambda s: None)
     wait_until_up("http://127.0.0.1:1/health", {}, timeout=60)
     assert len(seen) == 4 and seen[-1]["ready"] is True

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.launcher import port_free
+from qa.serving.launcher import port_free
 from tests.conftest import ROOT
 from tests.ui_support import free_port, index_seed_corpus, running, wait_for_index, wait_ready
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from qa.schemas import CitationOut, PassageOut
+from qa.serving.schemas import CitationOut, PassageOut
 from ui import render
 
 DOC = "Intro line.\n\nThe <b>loan</b> is $1.25 billion & more. Next *sentence* here."

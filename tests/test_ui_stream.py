@@ -15,10 +15,10 @@ import pytest
 import uvicorn
 from streamlit.testing.v1 import AppTest
 
-from qa.api import create_app
 from qa.config import Settings
 from qa.engine import Engine
-from qa.schemas import AskResponse
+from qa.serving.app import create_app
+from qa.serving.schemas import AskResponse
 from tests.conftest import ROOT, SEED_ARTICLE
 from tests.llm_stub import LOAN_Q as QUESTION
 from tests.llm_stub import TRUE, stub_server

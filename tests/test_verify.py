@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from qa import store
-from qa.models import Passage
-from qa.prompt import Source
-from qa.verify import MIN_COSINE, MIN_LEXICAL, Claim, is_refusal, key_tokens, split_claims, verify
+from qa.llm.prompt import Source
+from qa.llm.verify import (
+    MIN_COSINE,
+    MIN_LEXICAL,
+    Claim,
+    is_refusal,
+    key_tokens,
+    split_claims,
+    verify,
+)
+from qa.records import Passage
+from qa.store import folder as store
 
 
 def test_markers_are_read_and_removed_wherever_the_model_puts_them():

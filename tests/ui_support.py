@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.launcher import LaunchError, stop, wait_until_up
+from qa.serving.launcher import LaunchError, stop, wait_until_up
 from tests.conftest import ROOT
 
 

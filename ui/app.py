@@ -17,8 +17,8 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only ui/ on the path
     sys.path.insert(0, str(ROOT))
 
 from qa.config import Settings  # noqa: E402
-from qa.ingest import SUPPORTED  # noqa: E402
-from qa.schemas import MAX_HISTORY, AskResponse, CitationOut, Health, Job, PassageOut  # noqa: E402
+from qa.serving.schemas import MAX_HISTORY, AskResponse, CitationOut, Health, Job, PassageOut  # noqa: E402
+from qa.sources.ingest import SUPPORTED  # noqa: E402
 from ui import render  # noqa: E402
 from ui.client import Client, ServiceError  # noqa: E402
 from ui.conversations import Conversation, Conversations  # noqa: E402

@@ -10,8 +10,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from qa import sse
-from qa.schemas import AskResponse, DocumentFull, DocumentPage, Health, Job
+from qa.llm import event_stream
+from qa.serving.schemas import AskResponse, DocumentFull, DocumentPage, Health, Job
 
 CONNECT_TIMEOUT = 3.0
 T = TypeVar("T", bound=BaseModel)
@@ -80,12 +80,12 @@ class Client:
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response)
-                if not response.headers.get("content-type", "").startswith(sse.MEDIA_TYPE):
+                if not response.headers.get("content-type", "").startswith(event_stream.MEDIA_TYPE):
                     # A service that answers in one piece (JSON) is still an answer.
                     response.read()
                     yield "answer", _parse(AskResponse, self._json(response, "/ask"))
                     return
-                for event in sse.events(response):  # a cut-off last event is dropped
+                for event in event_stream.events(response):  # a cut-off last event is dropped
                     if event.event == "token":
                         yield "token", _token_text(event.data)
                     elif event.event == "answer":

@@ -6,8 +6,8 @@ import html
 import re
 from collections.abc import Sequence
 
-from qa import locations
-from qa.schemas import CitationOut, PassageOut
+from qa.serving.schemas import CitationOut, PassageOut
+from qa.sources import locations
 
 MARK_STYLE = "background:#ffe58f;color:#1f1f1f;padding:0 2px;border-radius:3px"
 BOX_STYLE = "line-height:1.6;white-space:pre-wrap"
@@ -131,7 +131,7 @@ def confidence_label(confidence: float, confident: bool | None) -> str:
     return f"{'confident' if confident else 'best guess'}, {confidence:.0%} likely right"
 
 
-# What a stage of an upload job counts (see qa.schemas.Job.stage).
+# What a stage of an upload job counts (see qa.serving.schemas.Job.stage).
 _STAGE_UNITS = {
     "checking": "files",
     "reading": "files",

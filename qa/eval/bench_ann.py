@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from qa import store
 from qa.eval import synthetic
 from qa.eval.report import markdown_table, run_info
 from qa.eval.sets import build_index, default_index_dir, load_questions, load_set
 from qa.eval.timing import Say, context_line, latency_stats, quiet
+from qa.store import folder as store
 
 K = 10
 # (label, kind, build parameters, search parameter, values swept)
@@ -61,7 +61,7 @@ def bench_ann(
     """Build time, size, single-query latency and recall@10 of each configuration."""
     import faiss
 
-    from qa.embedding import default_embedder
+    from qa.encoders.embedding import default_embedder
 
     eval_set = load_set(set_dir)
     embedder = default_embedder()

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from qa import chat
 from qa.eval.metrics import percentile
 from qa.eval.report import markdown_table, pyplot, run_info, save_figure
 from qa.eval.sets import EvalQuestion
 from qa.eval.timing import Say, context_line, latency_stats, quiet, torch_threads, verdict
+from qa.retrieval import followups as chat
 
 TARGET_ASK_P50_MS = 60.0
 TARGET_CONFIDENCE_RATIO = 1.5  # the default's p50 at most this times the answer step's before

@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qa import ingest, store
-from qa.chunking import ChunkingParams, chunk_text
-from qa.embedding import Embedder, default_embedder
+from qa.encoders.embedding import Embedder, default_embedder
 from qa.eval.bench_runtimes import bench_runtimes, format_runtimes
 from qa.eval.report import markdown_table, run_info
 from qa.eval.sets import chunking_params
@@ -28,6 +26,9 @@ from qa.eval.timing import (
     torch_threads,
     verdict,
 )
+from qa.sources import ingest
+from qa.sources.chunking import ChunkingParams, chunk_text
+from qa.store import manifest
 
 TARGET_INDEX_RATIO = 0.85  # pipeline throughput / bare encoder throughput, at least
 TARGET_NOOP_SHARE = 0.02  # a no-change re-index, at most this share of a full build
@@ -37,7 +38,7 @@ def embedded_texts(
     corpus: Sequence[Path], embedder: Embedder, params: ChunkingParams
 ) -> tuple[list[str], int, int]:
     """Exactly what `index_paths` sends to the encoder for a fresh index of `corpus` (files and
-    folders): `store.embed_text(title, chunk.text)` per chunk, identical documents once.
+    folders): `manifest.embed_text(title, chunk.text)` per chunk, identical documents once.
     Returns the texts, the number of documents and the bytes of document text."""
     files, _ = ingest.discover(corpus)
     texts: list[str] = []
@@ -51,7 +52,7 @@ def embedded_texts(
             continue
         seen.add(doc.hash)
         chunks = chunk_text(doc.id, doc.text, embedder.count_tokens, params)
-        texts.extend(store.embed_text(doc.title, c.text) for c in chunks)
+        texts.extend(manifest.embed_text(doc.title, c.text) for c in chunks)
     return texts, n_docs, n_bytes
 
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qa import ingest, ocr
 from qa.eval.report import markdown_table, run_info
 from qa.eval.timing import Say, context_line, quiet
+from qa.sources import ingest, ocr
 
 LINES_PER_PAGE = 40
 CHARS_PER_LINE = 70

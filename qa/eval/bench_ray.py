@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from qa.chunking import ChunkingParams
-from qa.embedding import default_embedder
+from qa.encoders.embedding import default_embedder
 from qa.eval.bench_index import embedded_texts
 from qa.eval.report import markdown_table, run_info
 from qa.eval.timing import Say, context_line, quiet
+from qa.sources.chunking import ChunkingParams
 
 
 def bench_ray(
@@ -31,7 +31,7 @@ def bench_ray(
     """Local embedding vs Ray actor pools of the given sizes, on the same texts."""
     import ray
 
-    from qa.ray_embedding import RayEmbedder, start_ray
+    from qa.encoders.ray import RayEmbedder, start_ray
 
     local = default_embedder()
     texts, n_docs, _ = embedded_texts(corpus, local, ChunkingParams())

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.embedding import Embedder, has_bf16, make_embedder
+from qa.encoders.embedding import Embedder, has_bf16, make_embedder
 from qa.eval.report import markdown_table
 from qa.eval.timing import Say, encoder_model, quiet
 

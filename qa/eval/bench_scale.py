@@ -24,16 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from qa import retrieval, store
-from qa.chunking import ChunkingParams
-from qa.embedding import default_embedder
+from qa.encoders.embedding import default_embedder
 from qa.eval import synthetic
 from qa.eval.report import markdown_table, pyplot, run_info, save_figure
 from qa.eval.sets import build_index, default_index_dir, load_questions, load_set
 from qa.eval.timing import Say, context_line, encoder_model, latency_stats, quiet
-from qa.index_store import IndexStore, copy_index
 from qa.indexing import build_manifest
-from qa.models import Chunk, Document
+from qa.records import Chunk, Document
+from qa.retrieval import search as retrieval
+from qa.sources.chunking import ChunkingParams
+from qa.store import folder as store
+from qa.store import manifest
+from qa.store.interface import IndexStore
+from qa.store.opening import copy_index
 
 WORD_SWAP = 0.2  # share of a copy's long words replaced by corpus words of the same length
 SYNTHETIC_NOTE = (
@@ -172,7 +175,7 @@ RECALL_K = 10
 def open_bench_store(kind: str, where: str) -> IndexStore:
     """The store of one kind at `where` (a folder; Milvus Lite keeps its file inside it)."""
     if kind == "milvus":
-        from qa.milvus_store import MilvusStore
+        from qa.store.milvus import MilvusStore
 
         Path(where).mkdir(parents=True, exist_ok=True)
         return MilvusStore(str(Path(where) / "milvus.db"), "bench")
@@ -304,7 +307,7 @@ def bench_scale(
     base = store.open_snapshot(base_dir)
     sample_rows = list(range(min(256, base.n_chunks)))
     titles = {d: m["title"] for d, m in base.manifest["documents"].items()}
-    sample = [store.embed_text(titles[c.doc_id], c.text) for c in base.chunks(sample_rows)]
+    sample = [manifest.embed_text(titles[c.doc_id], c.text) for c in base.chunks(sample_rows)]
     base_chunks = base.n_chunks
     real = base.all_vectors()
     base.close()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from qa.eval.sets import EvalQuestion
-from qa.models import Answer
+from qa.records import Answer
 
 _TYPOGRAPHIC = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")

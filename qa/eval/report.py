@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qa import answering, retrieval
+from qa.answering import extractive as answering
 from qa.eval.summary import (
     KS,
     MAX_K,
@@ -25,6 +25,7 @@ from qa.eval.summary import (
     RULES_READER_SPAN,
     SWEEP,
 )
+from qa.retrieval import search as retrieval
 
 if TYPE_CHECKING:
     from qa.eval.run import EvalRun

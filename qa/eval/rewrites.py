@@ -1,4 +1,5 @@
-"""Measure the follow-up rewrite (`qa.chat.rewrite`) on a conversation set, without retrieval.
+"""Measure the follow-up rewrite (`qa.retrieval.followups.rewrite`) on a conversation set,
+without retrieval.
 
 Each turn is labelled with what its search query must be (eval/README.md, "Conversation
 sets"): the question as asked (`carry` empty: it names its own subject), or the question plus
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa import chat, lexical
 from qa.eval.report import markdown_table, run_info, write_records, write_text
 from qa.eval.sets import ConversationTurn, load_set, load_turns
+from qa.language import lexical
+from qa.retrieval import followups as chat
 
 STANDS_ALONE = "stands alone"
 FOLLOW_UP = "follow-up"
@@ -107,7 +109,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         ]
         for name, s in summary["rewrite"].items()
     ]
-    return "Follow-up rewrite (qa.chat.rewrite)\n\n" + markdown_table(
+    return "Follow-up rewrite (qa.retrieval.followups.rewrite)\n\n" + markdown_table(
         ["turns", "n", "rewrite right", "accuracy"], rows
     )
 

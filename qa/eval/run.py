@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa import answering, chat, retrieval
+from qa.answering import extractive as answering
 from qa.errors import QAError
 from qa.eval.metrics import Scorer, first_hit, is_right, outcome
 from qa.eval.report import run_info
@@ -32,8 +32,10 @@ from qa.eval.summary import (
     SWEEP,
     summarize,
 )
-from qa.models import Answer, Passage
-from qa.verify import Check
+from qa.llm.verify import Check
+from qa.records import Answer, Passage
+from qa.retrieval import followups as chat
+from qa.retrieval import search as retrieval
 
 SMOLLM_PROMPT_TOKENS = 1200  # SmolLM2-135M's 2,048-token context holds this prompt and an answer
 SMOLLM_ANSWER_TOKENS = 150

@@ -18,8 +18,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from qa import chat
 from qa.errors import InvalidInput, MissingData
+from qa.records import Message
 
 SET_FILE = "set.toml"
 # question file formats: ours (eval/README.md), SQuAD's flattened rows, squad2-train's rows,
@@ -47,7 +47,7 @@ class EvalQuestion(BaseModel):
     history: list[Turn] = Field(default_factory=list)
     note: str | None = None
 
-    def messages(self) -> list[chat.Message]:
+    def messages(self) -> list[Message]:
         return [{"role": t.role, "content": t.content} for t in self.history]
 
 
@@ -65,7 +65,7 @@ class ConversationTurn(BaseModel):
     drop: list[str] = Field(default_factory=list)  # earlier-turn words the query must not carry
     note: str | None = None
 
-    def messages(self) -> list[chat.Message]:
+    def messages(self) -> list[Message]:
         return [{"role": t.role, "content": t.content} for t in self.history]
 
 
@@ -288,8 +288,8 @@ def default_index_dir(set_dir: Path) -> Path:
 
 def chunking_params():
     """The chunking the CLI's `qa index` uses (from the settings)."""
-    from qa.chunking import ChunkingParams
     from qa.config import get_settings
+    from qa.sources.chunking import ChunkingParams
 
     settings = get_settings()
     return ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_sentences)
@@ -298,7 +298,7 @@ def chunking_params():
 def build_index(eval_set: EvalSet, index_dir: Path, embedder=None, progress: bool = False):
     """Index the set's corpus into `index_dir`, incrementally; refuse when a file fails."""
     from qa.config import get_settings
-    from qa.embedding import default_embedder
+    from qa.encoders.embedding import default_embedder
     from qa.indexing import index_paths
 
     eval_set.require(eval_set.corpus)

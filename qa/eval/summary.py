@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from qa import retrieval
 from qa.eval.metrics import (
     auc,
     ece,
@@ -21,6 +20,7 @@ from qa.eval.metrics import (
     risk_coverage,
     short_right,
 )
+from qa.retrieval import search as retrieval
 
 KS = (1, 5, 10)  # recall@k and hit@k reported; the curve goes 1..MAX_K
 MAX_K = 10

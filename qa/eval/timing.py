@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.embedding import Embedder, MiniLMEmbedder
+from qa.encoders.embedding import Embedder, MiniLMEmbedder
 from qa.eval.metrics import percentile
 
 Say = Callable[[str], None]

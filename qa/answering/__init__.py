@@ -1,0 +1,1 @@
+"""Passages to an extractive answer: the rules, the reader, and calibrated confidence."""

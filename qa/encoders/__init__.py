@@ -1,0 +1,1 @@
+"""Text to vectors: the embedder and its runtimes, micro-batching, and Ray."""

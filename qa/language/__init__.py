@@ -1,0 +1,1 @@
+"""Reading text: words, stems, names, and what kind of answer a question asks for."""

@@ -1,0 +1,1 @@
+"""Generated answers: the LLM client, the prompt, the sentence check, and generation."""

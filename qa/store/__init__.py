@@ -1,0 +1,1 @@
+"""Where an index lives: the interface, the index folder, Milvus, and the manifest."""

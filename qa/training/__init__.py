@@ -1,0 +1,1 @@
+"""Training the models qa ships: the reader and the confidence calibrator."""
