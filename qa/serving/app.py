@@ -425,12 +425,12 @@ def _health(startup: Startup, settings: Settings) -> Health:
     return Health(
         ok=True,
         ready=True,
-        version=status["version"],
-        documents=status["documents"],
-        chunks=status["chunks"],
-        model=status["model"],
+        version=status.version,
+        documents=status.documents,
+        chunks=status.chunks,
+        model=status.model,
         embed_backend=engine.embedder.backend,
-        index_backend=status["embedding"]["backend"],
+        index_backend=status.embedding.backend,
     )
 
 
