@@ -52,6 +52,8 @@ run: sample
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
@@ -90,4 +92,4 @@ bench: install
 	$(BIN)/qa bench index
 
 clean:
-	rm -rf $(VENV) reports test-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) reports test-output .pytest_cache .ruff_cache .mypy_cache

@@ -37,6 +37,7 @@ _EXPORTS = {
     "Document": "qa.records",
     "Chunk": "qa.records",
     "Mark": "qa.records",
+    "IndexStatus": "qa.records",
     "QAError": "qa.errors",
     "InvalidInput": "qa.errors",
     "NotFound": "qa.errors",
@@ -54,6 +55,7 @@ __all__ = [  # spelled out for linters and type checkers: the keys of _EXPORTS
     "IndexMismatch",
     "IndexMissing",
     "IndexReport",
+    "IndexStatus",
     "InvalidInput",
     "Mark",
     "NotFound",
@@ -72,7 +74,7 @@ if TYPE_CHECKING:
     from qa.engine import Engine
     from qa.errors import IndexMismatch, IndexMissing, InvalidInput, NotFound, QAError
     from qa.indexing import IndexReport, index_paths
-    from qa.records import Answer, Chunk, Citation, Document, Mark, Passage
+    from qa.records import Answer, Chunk, Citation, Document, IndexStatus, Mark, Passage
     from qa.retrieval.search import Filters
 
 

@@ -18,7 +18,7 @@ from qa.errors import IndexMismatch, InvalidInput
 from qa.llm import client as llm
 from qa.llm import generation
 from qa.llm.verify import Check
-from qa.records import Answer, Document, Message, Passage
+from qa.records import Answer, Document, EmbeddingRuntime, IndexStatus, Message, Passage
 from qa.retrieval import followups as chat
 from qa.retrieval import search as retrieval
 from qa.retrieval.search import Filters
@@ -116,8 +116,7 @@ class Engine:
         events = self._answer_events(r, streaming=False, on_checks=on_checks)
         result = next(e.answer for e in events if isinstance(e, generation.Final))
         # generate/verify timings of an LLM answer are kept beside these
-        result.timings_ms |= r.timings()
-        return result
+        return _stamped(result, r)
 
     def ask_stream(
         self,
@@ -253,18 +252,20 @@ class Engine:
             for doc_id, meta in sorted(docs.items())
         ]
 
-    def status(self) -> dict:
+    def status(self) -> IndexStatus:
+        """What the live index holds: its version, counts, model and embedding runtime."""
         snap = self.snapshot()
         m = snap.manifest
-        return {
-            "version": snap.version,
-            "documents": len(m["documents"]),
-            "chunks": m["n_chunks"],
-            "model": m["model"],
-            "dim": m["dim"],
-            "created_at": m["created_at"],
-            "embedding": index_runtime(m),
-        }
+        runtime = index_runtime(m)
+        return IndexStatus(
+            version=snap.version,
+            documents=len(m["documents"]),
+            chunks=m["n_chunks"],
+            model=m["model"],
+            dim=m["dim"],
+            created_at=m["created_at"],
+            embedding=EmbeddingRuntime(runtime["backend"], runtime["agreement"]),
+        )
 
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -314,7 +315,7 @@ def _located(
     """Pass events through, with the page and section of each citation and passage."""
     for event in events:
         if isinstance(event, generation.Final):
-            locations.locate_answer(event.answer, snap.marks)
+            event = generation.Final(locations.locate_answer(event.answer, snap.marks))
         yield event
 
 
@@ -324,5 +325,10 @@ def _timed(
     """Pass events through, stamping the step timings on the final answer."""
     for event in events:
         if isinstance(event, generation.Final):
-            event.answer.timings_ms |= r.timings()
+            event = generation.Final(_stamped(event.answer, r))
         yield event
+
+
+def _stamped(answer: Answer, r: _Retrieved) -> Answer:
+    """The answer with the step timings beside its own (an LLM answer's generate/verify)."""
+    return replace(answer, timings_ms={**answer.timings_ms, **r.timings()})

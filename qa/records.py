@@ -1,5 +1,5 @@
 """Small typed records the pipeline passes along: Document, Chunk, Passage, Citation, Answer;
-the messages of a conversation; the events of a streamed answer.
+what an index holds; the messages of a conversation; the events of a streamed answer.
 
 The records with many fields are built with keywords only, so no two fields can be swapped.
 """
@@ -87,9 +87,10 @@ class Citation:
     ocr: bool = False
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Answer:
-    """What `Engine.ask` returns to every front end."""
+    """What `Engine.ask` returns to every front end (a new one, by `dataclasses.replace`, for
+    each step that adds to it)."""
 
     answer: str
     short_answer: str | None
@@ -115,6 +116,27 @@ class Answer:
         if self.abstained:
             return False
         return None if self.confidence is None else self.tier == "answer"
+
+
+@dataclass(frozen=True)
+class EmbeddingRuntime:
+    """The runtime an index's vectors came from, and their mean cosine with torch fp32's."""
+
+    backend: str  # "torch", "onnx-int8", ...; "onnx + torch" where runtimes were mixed
+    agreement: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexStatus:
+    """What the live index holds (`Engine.status`), as its manifest says."""
+
+    version: str
+    documents: int
+    chunks: int
+    model: str
+    dim: int
+    created_at: str  # UTC, ISO 8601
+    embedding: EmbeddingRuntime
 
 
 class Message(TypedDict):

@@ -33,7 +33,7 @@ from qa.engine import Engine
 from qa.errors import IndexMismatch, InvalidInput
 from qa.indexing import index_paths
 from qa.llm.client import Generator
-from qa.records import Answer
+from qa.records import Answer, EmbeddingRuntime
 from qa.sources.chunking import ChunkingParams, chunk_text
 from tests.conftest import FakeEmbedder, require_seed_article
 from tests.ui_support import child_env
@@ -155,7 +155,7 @@ def test_an_index_built_on_one_cpu_kind_answers_on_the_other(
     engine = Engine(
         index_dir, embedder=make_embedder(asked_with, two_exports[0]), settings=Settings()
     )
-    assert engine.status()["embedding"]["backend"] == built_with
+    assert engine.status().embedding.backend == built_with
     for question, fact in CROSS_QUESTIONS.items():
         answer = engine.ask(question)
         assert not answer.abstained and fact in answer.answer, (question, answer.answer)
@@ -220,7 +220,7 @@ def test_the_manifest_records_the_backend_and_its_agreement(tmp_path):
     index_dir = tmp_path / "index"
     index_paths([_folder(tmp_path)], index_dir, Runtime("onnx-int8", 0.985))
     engine = Engine(index_dir, embedder=Runtime("onnx-int8", 0.985), settings=Settings())
-    assert engine.status()["embedding"] == {"backend": "onnx-int8", "agreement": 0.985}
+    assert engine.status().embedding == EmbeddingRuntime("onnx-int8", 0.985)
     result = CliRunner().invoke(app, ["index", "--status", "--index", str(index_dir)])
     assert "built with onnx-int8 (mean cosine 0.9850 with torch)" in result.stdout
 

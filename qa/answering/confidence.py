@@ -141,9 +141,7 @@ def evidence(
         "lacking_share": len(lacks) / len(q_terms) if q_terms else 0.0,
         "lacking_idf_passage": max((idf(t) for t in lacks_passage), default=0.0),
         "question_idf": sum(idf(t) for t in q_terms) / len(q_terms) if q_terms else 0.0,
-        "short_typed": float(
-            bool(short) and kind in _KINDS and bool(answer_types.spans(short, kind))
-        ),
+        "short_typed": float(bool(short and kind in _KINDS and answer_types.spans(short, kind))),
     }
     for group in sorted(set(_KINDS.values())):
         signals[group] = float(_KINDS.get(kind) == group)

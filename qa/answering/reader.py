@@ -17,10 +17,10 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
@@ -35,10 +35,17 @@ from qa.answering.reader_format import (
 )
 
 if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerBase
+
     from qa.answering.reader_model import ReaderModel
 
+    # transformers' tokenizer (training), or the Rust one of `pair_tokenizer` (reading)
+    PairTokenizer: TypeAlias = Tokenizer | PreTrainedTokenizerBase
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> Any:
     """`ReaderModel` and `SPAN_LOSS_WEIGHT` live in `qa/answering/reader_model.py` (PyTorch);
     importing them from here still works, and loads PyTorch only then."""
     if name in ("ReaderModel", "SPAN_LOSS_WEIGHT"):
@@ -88,7 +95,7 @@ def pairs_in(text: str, title: str, spans: Sequence[tuple[int, int]]) -> list[Pa
     ]
 
 
-def clip_question(tokenizer, question: str, limit: int) -> str:
+def clip_question(tokenizer: PairTokenizer, question: str, limit: int) -> str:
     """`question` cut to its last `limit` word pieces, so a long one (a preamble of context
     before the asking sentence, which comes last) leaves room for the sentence it is read with."""
     if hasattr(tokenizer, "encode_batch"):
@@ -103,7 +110,7 @@ def clip_question(tokenizer, question: str, limit: int) -> str:
 
 
 @functools.cache
-def _question_counter():
+def _question_counter() -> Tokenizer:
     """The base model's word pieces with no truncation: the pair tokenizer's "only_second"
     truncation refuses a lone text that is too long. Never changed, so threads share it."""
     from qa.encoders.word_pieces import word_pieces
@@ -111,7 +118,9 @@ def _question_counter():
     return word_pieces(base_model_dir())
 
 
-def encode(tokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MAX_TOKENS) -> dict:
+def encode(
+    tokenizer: PairTokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MAX_TOKENS
+) -> dict[str, np.ndarray]:
     """Token ids for (question, pair) inputs, with the mask of the sentence's own tokens and,
     per row, each token's character offsets into the sentence (-1 outside it).
 
@@ -157,7 +166,7 @@ def encode(tokenizer, question: str, pairs: Sequence[Pair], max_tokens: int = MA
     return enc
 
 
-def pair_tokenizer(max_tokens: int = MAX_TOKENS):
+def pair_tokenizer(max_tokens: int = MAX_TOKENS) -> Tokenizer:
     """The base model's tokenizer set up for `encode`'s pairs (truncating only the second
     text, padding to the longest), without PyTorch; thread-safe."""
     from qa.encoders.word_pieces import word_pieces
@@ -172,6 +181,12 @@ def _second(pair: Pair) -> str:
 
 class Reader:
     """The trained reader, loaded once, on the CPU; thread-safe."""
+
+    model: ReaderModel | None  # None when reading on ONNX Runtime
+    tokenizer: PairTokenizer
+    max_tokens: int
+    meta: dict[str, Any]
+    _session: InferenceSession | None  # an ONNX Runtime session, when reading on it
 
     def __init__(self, model_dir: Path | str = MODEL_DIR, onnx_cache: Path | None = None) -> None:
         """Load the model in `model_dir`; with `onnx_cache`, read on ONNX Runtime with the model
@@ -209,19 +224,21 @@ class Reader:
             )
 
     @classmethod
-    def of(cls, model: ReaderModel, tokenizer, max_tokens: int = MAX_TOKENS) -> Reader:
+    def of(
+        cls, model: ReaderModel, tokenizer: PairTokenizer, max_tokens: int = MAX_TOKENS
+    ) -> Reader:
         """A reader around a model in memory (training's validation reads with it)."""
         reader = cls.__new__(cls)
         reader._use(model, tokenizer, max_tokens)
         reader.meta = {}
         return reader
 
-    def _use(self, model: ReaderModel | None, tokenizer, max_tokens: int) -> None:
+    def _use(self, model: ReaderModel | None, tokenizer: PairTokenizer, max_tokens: int) -> None:
         if model is not None:
             model.eval()
         self.model, self.tokenizer, self.max_tokens = model, tokenizer, max_tokens
         self._lock = threading.Lock()
-        self._session = None  # an ONNX Runtime session, when reading on ONNX Runtime
+        self._session = None
 
     @property
     def runtime(self) -> str:
@@ -246,6 +263,7 @@ class Reader:
         else:
             from qa.answering import reader_model
 
+            assert self.model is not None  # a reader without a session has its model
             with self._lock:
                 probs, start, end = reader_model.read(self.model, enc)
         readings = []
@@ -290,7 +308,13 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - _logsumexp(x)
 
 
-def _onnx_session(load_model, tokenizer, max_tokens: int, model_dir: Path, cache_dir: Path):
+def _onnx_session(
+    load_model: Callable[[], ReaderModel],
+    tokenizer: PairTokenizer,
+    max_tokens: int,
+    model_dir: Path,
+    cache_dir: Path,
+) -> InferenceSession:
     """An ONNX Runtime session of the model `load_model()` loads, exported once into
     `cache_dir` (see `onnx_export.cached`), keyed by the reader's files and the base model's:
     the model is loaded only when the file has to be made."""

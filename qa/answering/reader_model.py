@@ -88,7 +88,9 @@ def load_model(model_dir: Path) -> ReaderModel:
     return model.eval()
 
 
-def read(model: ReaderModel, enc: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read(
+    model: ReaderModel, enc: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(answer probabilities, start and end log-probabilities) of encoded pairs."""
     inputs = {k: torch.from_numpy(v) for k, v in enc.items()}
     with torch.inference_mode():
@@ -106,7 +108,13 @@ class _Heads(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, token_type_ids, attention_mask, span_mask):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        span_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model(input_ids, attention_mask, token_type_ids, span_mask)
         return out["logits"], out["start_logits"], out["end_logits"]
 

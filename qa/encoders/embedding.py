@@ -12,10 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa.errors import InvalidInput
+
+if TYPE_CHECKING:  # loaded on first use, not at import
+    from onnxruntime import InferenceSession
+    from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -102,18 +108,18 @@ class MiniLMEmbedder(Embedder):
     backend = "torch"
 
     def __init__(self) -> None:
-        self._model = None
+        self._model: SentenceTransformer | None = None
         # A Hugging Face tokenizer keeps padding/truncation state: threads sharing it (a question
         # asked while an upload embeds) fail with "Unable to create tensor". One call at a time.
         self._lock = threading.RLock()
 
     @property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         """The SentenceTransformer, loaded on first use (a no-change re-index never needs it)."""
         with self._lock:
             return self._load()
 
-    def _load(self):
+    def _load(self) -> SentenceTransformer:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -126,7 +132,7 @@ class MiniLMEmbedder(Embedder):
         return self._model
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         return self.model.tokenizer
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
@@ -178,10 +184,10 @@ class OnnxEmbedder(Embedder):
         self.kind = "int8" if quantized else "fp32"
         self.backend = "onnx-int8" if quantized else "onnx"
         self.cache_dir = cache_dir
-        self._session = None
+        self._session: InferenceSession | None = None
         self._lock = threading.Lock()  # loading; tokenizers and ONNX Runtime run concurrently
 
-    def _load(self):
+    def _load(self) -> InferenceSession:
         with self._lock:
             if self._session is None:
                 from qa.encoders import onnx_export
@@ -376,7 +382,7 @@ def agreement_sample() -> list[str]:
     return [p for p in paragraphs if len(p.split()) >= 8 and not p.startswith(("```", "|", "-"))]
 
 
-def onnx_session(path: Path):
+def onnx_session(path: Path) -> InferenceSession:
     import onnxruntime as ort
 
     options = ort.SessionOptions()

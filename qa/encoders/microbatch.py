@@ -98,7 +98,13 @@ class BatchedEmbedder(Embedder):
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         return self.inner.embed_batch(texts)
 
-    def embed(self, texts, batch_size=32, progress=False, on_batch=None) -> np.ndarray:
+    def embed(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        progress: bool = False,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
         return self.inner.embed(texts, batch_size, progress, on_batch)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:

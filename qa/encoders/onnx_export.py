@@ -16,8 +16,12 @@ import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock
+
+if TYPE_CHECKING:  # torch loads only when exporting
+    import torch
 
 # Bump when the exported graph changes, so caches made by an older qa are not reused.
 EXPORT_VERSION = 1
@@ -82,7 +86,7 @@ def _valid(path: Path) -> bool:
     return path.exists() and file_sha256(path) == recorded
 
 
-def _atomic(target: Path, make) -> None:
+def _atomic(target: Path, make: Callable[[Path], None]) -> None:
     """Make `target` through a temporary file in its folder, then record its hash; both renamed."""
     fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=target.parent)
     os.close(fd)
@@ -124,17 +128,22 @@ def _quantize(source: Path, out: Path) -> None:
     quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True)
 
 
-def _pooled_module():
+def _pooled_module() -> type[torch.nn.Module]:
     import torch
 
     class Pooled(torch.nn.Module):
         """The encoder plus sentence-transformers' mean pooling and L2 normalization."""
 
-        def __init__(self, encoder) -> None:
+        def __init__(self, encoder: torch.nn.Module) -> None:
             super().__init__()
             self.encoder = encoder
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
             hidden = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
@@ -145,7 +154,7 @@ def _pooled_module():
     return Pooled
 
 
-def _Pooled(encoder):  # noqa: N802 - a class made on demand, so torch loads only when exporting
+def _Pooled(encoder: torch.nn.Module) -> torch.nn.Module:  # noqa: N802 - a class made on demand, so torch loads only when exporting
     return _pooled_module()(encoder)
 
 

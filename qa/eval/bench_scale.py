@@ -363,9 +363,10 @@ def bench_scale(
                     }
                 )
             for kind in (k for k in stores if k != "folder-flat"):
-                if size > (limits or {}).get(kind, size):
-                    skipped.append({"store": kind, "size": size, "limit": limits[kind]})
-                    say(f"size {size}: {kind} skipped (measured up to {limits[kind]})")
+                limit = (limits or {}).get(kind)
+                if limit is not None and size > limit:
+                    skipped.append({"store": kind, "size": size, "limit": limit})
+                    say(f"size {size}: {kind} skipped (measured up to {limit})")
                     continue
                 where = tmp / f"n{size}-{kind}"
                 say(f"size {size}: copying into {kind}")

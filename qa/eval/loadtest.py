@@ -166,8 +166,11 @@ def _load(
 ) -> dict[str, Any]:
     bodies, clients, seconds, headers = load
     with contextlib.ExitStack() as stack:
-        started = None if url else stack.enter_context(running_service(index_dir, env=env))
-        target, pid = started or (url, None)
+        pid: int | None = None
+        if url:
+            target = url
+        else:
+            target, pid = stack.enter_context(running_service(index_dir, env=env))
         health = httpx.get(f"{target}/health", headers=headers, timeout=10).json()
         warm = asyncio.run(_drive(target, bodies[:5], 1, 2.0, headers))
         latencies, errors, elapsed = asyncio.run(_drive(target, bodies, clients, seconds, headers))

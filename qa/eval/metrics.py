@@ -66,12 +66,12 @@ def first_hit(texts: Sequence[str], golds: Sequence[str]) -> int | None:
     return next((i for i, t in enumerate(texts, start=1) if contains_answer(t, golds)), None)
 
 
-def recall_at_k(ranks: Sequence[int | None], k: int) -> float:
+def recall_at_k(ranks: Sequence[int | None], k: int) -> float | None:
     """Share of ranks that are at most k (None = not found)."""
     return mean([r is not None and r <= k for r in ranks])
 
 
-def mean_reciprocal_rank(ranks: Sequence[int | None]) -> float:
+def mean_reciprocal_rank(ranks: Sequence[int | None]) -> float | None:
     return mean([1 / r if r else 0.0 for r in ranks])
 
 

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +29,9 @@ from qa.eval.summary import (
 from qa.retrieval import search as retrieval
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from qa.eval.run import EvalRun
 
 DEFINITIONS = f"""\
@@ -389,7 +393,7 @@ def plot(run: EvalRun, path: Path) -> None:
 
 
 def plot_calibration(
-    ax,
+    ax: Axes,
     points: Sequence[dict[str, Any]],
     default: float,
     name: str = "min_coverage",
@@ -455,7 +459,7 @@ def write_json(data: dict[str, Any], path: Path) -> Path:
     return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def save_figure(fig, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     """Save a matplotlib figure (PNG) whole or not at all, and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -466,7 +470,7 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """matplotlib's pyplot, drawing to files only (no display needed)."""
     import matplotlib
 

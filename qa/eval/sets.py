@@ -14,12 +14,17 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 from qa.errors import InvalidInput, MissingData
 from qa.records import Message
+
+if TYPE_CHECKING:
+    from qa.encoders.embedding import Embedder
+    from qa.indexing import IndexReport
+    from qa.sources.chunking import ChunkingParams
 
 SET_FILE = "set.toml"
 # question file formats: ours (eval/README.md), SQuAD's flattened rows, squad2-train's rows,
@@ -286,7 +291,7 @@ def default_index_dir(set_dir: Path) -> Path:
     return Path("index") / f"eval-{_name(Path(set_dir))}"
 
 
-def chunking_params():
+def chunking_params() -> ChunkingParams:
     """The chunking the CLI's `qa index` uses (from the settings)."""
     from qa.config import get_settings
     from qa.sources.chunking import ChunkingParams
@@ -295,7 +300,9 @@ def chunking_params():
     return ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_sentences)
 
 
-def build_index(eval_set: EvalSet, index_dir: Path, embedder=None, progress: bool = False):
+def build_index(
+    eval_set: EvalSet, index_dir: Path, embedder: Embedder | None = None, progress: bool = False
+) -> IndexReport:
     """Index the set's corpus into `index_dir`, incrementally; refuse when a file fails."""
     from qa.config import get_settings
     from qa.encoders.embedding import default_embedder

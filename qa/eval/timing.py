@@ -9,12 +9,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qa.encoders.embedding import Embedder, MiniLMEmbedder
 from qa.eval.metrics import percentile
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 Say = Callable[[str], None]
 
@@ -38,7 +41,7 @@ def latency_stats(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
-def encoder_model(embedder: Embedder | None = None):
+def encoder_model(embedder: Embedder | None = None) -> SentenceTransformer:
     """The bare SentenceTransformer in fp32 PyTorch: the floor every bench uses, whatever
     runtime `embedder` has (QA_EMBED_BACKEND); its own instance when that is not torch."""
     if type(embedder) is MiniLMEmbedder:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 from qa.answering import extractive as answering
 from qa.config import LLM_MAX_PROMPT_TOKENS
@@ -90,11 +91,10 @@ def stream_answer_with_llm(
         raise ValueError(f"on_all_removed must be one of {ON_ALL_REMOVED}")
     extractive = answering.answer(question, query, passages, idf, min_coverage)
     if extractive.abstained:
-        extractive.mode = "llm"
-        extractive.notes.append(
+        not_asked = (
             "The model was not asked: the passages don't cover the question (support check)."
         )
-        yield Final(extractive)
+        yield Final(replace(extractive, mode="llm", notes=[*extractive.notes, not_asked]))
         return
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -114,8 +114,8 @@ def stream_answer_with_llm(
             raise LLMError(f"the model's reply holds no sentence: {reply[:80]!r}")
         if all(c.refusal for c in claims):
             result = answering.abstain(question, query, passages)
-            result.mode = "llm"
-            result.notes.append(f"{generator.name} found no answer in the sources.")
+            refused = f"{generator.name} found no answer in the sources."
+            result = replace(result, mode="llm", notes=[*result.notes, refused])
         else:
             claims = [c for c in claims if not c.refusal]
             checks = verify(claims, prompt.sources, passages, embedder)
@@ -126,10 +126,11 @@ def stream_answer_with_llm(
             if kept and not _on_question(question, query, passages, idf, kept, min_coverage):
                 result = _off_question(question, query, passages, result)
             if result.abstained and on_all_removed == "extractive":
-                notes, removed = result.notes, result.removed_sentences
-                result = extractive
-                result.notes = [*notes, "Showing the extractive answer instead."]
-                result.removed_sentences = removed
+                result = replace(
+                    extractive,
+                    notes=[*result.notes, "Showing the extractive answer instead."],
+                    removed_sentences=result.removed_sentences,
+                )
         timings["verify"] = (time.perf_counter() - t1) * 1e3
     except LLMError as exc:
         result = _fallback(extractive, f"The model could not answer ({exc})")
@@ -137,8 +138,8 @@ def stream_answer_with_llm(
     except Exception as exc:  # never raise to the caller: the extractive answer stands
         log.exception("generated answer failed; falling back to the extractive one")
         result = _fallback(extractive, f"The generated answer failed ({type(exc).__name__})")
-    result.timings_ms.update({k: round(v, 2) for k, v in timings.items()})
-    yield Final(result)
+    rounded = {k: round(v, 2) for k, v in timings.items()}
+    yield Final(replace(result, timings_ms={**result.timings_ms, **rounded}))
 
 
 def _on_question(
@@ -166,19 +167,19 @@ def _on_question(
 def _off_question(
     question: str, query: str, passages: Sequence[Passage], verified: Answer
 ) -> Answer:
-    result = answering.abstain(question, query, passages)
-    result.mode = "llm"
-    result.removed_sentences = verified.removed_sentences
-    result.notes = [
-        *verified.notes,
-        f"The model's verified sentences don't answer the question: “{_clip(verified.answer)}”.",
-    ]
-    return result
+    why = f"The model's verified sentences don't answer the question: “{_clip(verified.answer)}”."
+    return replace(
+        answering.abstain(question, query, passages),
+        mode="llm",
+        removed_sentences=verified.removed_sentences,
+        notes=[*verified.notes, why],
+    )
 
 
 def _fallback(extractive: Answer, why: str) -> Answer:
-    extractive.notes.append(f"{why}; showing the extractive answer instead.")
-    return extractive
+    return replace(
+        extractive, notes=[*extractive.notes, f"{why}; showing the extractive answer instead."]
+    )
 
 
 def _compose(
@@ -199,11 +200,12 @@ def _compose(
             f"supports them: {shown}."
         )
     if not kept:
-        result = answering.abstain(question, query, passages)
-        result.mode = "llm"
-        result.notes = notes
-        result.removed_sentences = len(removed)
-        return result
+        return replace(
+            answering.abstain(question, query, passages),
+            mode="llm",
+            notes=notes,
+            removed_sentences=len(removed),
+        )
     numbers: dict[tuple[str, int, int], int] = {}
     citations: list[Citation] = []
     parts: list[str] = []

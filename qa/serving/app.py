@@ -16,7 +16,7 @@ import hmac
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -46,6 +46,7 @@ from qa.errors import (
     StoreUnavailable,
 )
 from qa.llm import event_stream
+from qa.records import Message as Turn
 from qa.serving import mcp as mcp_server
 from qa.serving import openai_compat, sse
 from qa.serving.schemas import (
@@ -107,7 +108,9 @@ _READ = {**_401, **_409, **_422, **_503}
 _JSON_BODY = {**_400, **_413, **_READ}
 
 
-def _body(status: int, error: str, message: str, headers: dict | None = None) -> JSONResponse:
+def _body(
+    status: int, error: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     content = ErrorBody(error=error, message=message).model_dump()
     return JSONResponse(content, status_code=status, headers=headers)
 
@@ -117,7 +120,7 @@ def _error(
     status: int,
     code: str,
     message: str,
-    headers: dict | None = None,
+    headers: Mapping[str, str] | None = None,
     param: str | None = None,
 ) -> JSONResponse:
     """The error body for a request path: OpenAI's shape under /v1, else the service's."""
@@ -373,7 +376,10 @@ def create_app(
     keyed = [Depends(require_key)] if settings.api_key else []
     app.include_router(router, dependencies=keyed)
     app.include_router(openai_compat.router(get_engine, keyed))
-    app.add_route("/mcp", _KeyGuard(mcp, settings), include_in_schema=False)
+    # Starlette runs an endpoint that is not a function as an ASGI app; the annotation of
+    # add_route names request handlers only.
+    guarded = _KeyGuard(mcp, settings)
+    app.add_route("/mcp", guarded, include_in_schema=False)  # type: ignore[arg-type]
     return app
 
 
@@ -425,12 +431,12 @@ def _health(startup: Startup, settings: Settings) -> Health:
     return Health(
         ok=True,
         ready=True,
-        version=status["version"],
-        documents=status["documents"],
-        chunks=status["chunks"],
-        model=status["model"],
+        version=status.version,
+        documents=status.documents,
+        chunks=status.chunks,
+        model=status.model,
         embed_backend=engine.embedder.backend,
-        index_backend=status["embedding"]["backend"],
+        index_backend=status.embedding.backend,
     )
 
 
@@ -448,7 +454,7 @@ def health(request: Request) -> Health:
     return _health(request.app.state.startup, request.app.state.settings)
 
 
-_ASK_STREAM = {
+_ASK_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {event_stream.MEDIA_TYPE: {"schema": sse.EVENT_SCHEMA}},
         "description": "With `stream: true`: `event: token` frames, then one `event: answer` "
@@ -465,7 +471,7 @@ _ASK_STREAM = {
 )
 def ask(body: AskRequest, engine: EngineDep) -> Any:
     """Answer a question with verbatim, cited quotes, or abstain when the sources don't say."""
-    history = [{"role": m.role, "content": m.content} for m in body.history]
+    history: list[Turn] = [{"role": m.role, "content": m.content} for m in body.history]
     filters = body.filters.to_filters() if body.filters else None
     if body.stream:
         events = engine.ask_stream(body.question, history, body.top_k, filters, body.mode)

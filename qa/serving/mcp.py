@@ -28,6 +28,7 @@ from qa import __version__ as qa_version
 from qa.config import MAX_TOP_K, QUESTION_CHARS_CEILING
 from qa.engine import Engine
 from qa.errors import InvalidInput, QAError
+from qa.records import Message as Turn
 from qa.serving.schemas import (
     MAX_HISTORY,
     OCR_DOC,
@@ -125,7 +126,7 @@ def build(engine_of: Callable[[], Engine]) -> MCPServer:
         """Answer a question from the documents: the answer with [n] markers, and the
         citations they point to (quote, document, offsets, page/section); abstains, with the
         closest passages, when the sources don't say."""
-        turns = [{"role": m.role, "content": m.content} for m in history]
+        turns: list[Turn] = [{"role": m.role, "content": m.content} for m in history]
         with _as_tool_errors():
             answer = engine_of().ask(
                 question, turns, top_k, filters.to_filters() if filters else None, mode

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -24,6 +24,7 @@ from qa.engine import Engine
 from qa.errors import InvalidInput, NotFound
 from qa.llm.generation import Final, Token
 from qa.records import Answer
+from qa.records import Message as Turn
 from qa.serving.schemas import MAX_HISTORY, TOP_K_DOC, AskResponse, CitationOut, FiltersIn
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def error_response(
     status: int,
     code: str,
     message: str,
-    headers: dict | None = None,
+    headers: Mapping[str, str] | None = None,
     param: str | None = None,
 ) -> JSONResponse:
     """An error as OpenAI's API sends it: invalid input is a 400 there, not a 422."""
@@ -180,7 +181,7 @@ def mode_of(model: str, engine: Engine) -> str:
     return MODES[model]
 
 
-def question_and_history(messages: list[Message]) -> tuple[str, list[dict[str, str]]]:
+def question_and_history(messages: list[Message]) -> tuple[str, list[Turn]]:
     """The last message (the user's) is the question; the user and assistant turns before it,
     the last MAX_HISTORY of them, are its history."""
     *earlier, last = messages
@@ -188,7 +189,7 @@ def question_and_history(messages: list[Message]) -> tuple[str, list[dict[str, s
         raise InvalidInput(
             f"the last message must be the user's question, not a {last.role!r} message"
         )
-    turns = [
+    turns: list[Turn] = [
         {"role": m.role, "content": m.text()}
         for m in earlier
         if m.role in ("user", "assistant") and m.text().strip()
@@ -250,7 +251,7 @@ def _doc(status: int, text: str) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": text}}
 
 
-_STREAM = {
+_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
         "description": "With `stream: true`: `data: {chat.completion.chunk}` frames, then "

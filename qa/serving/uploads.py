@@ -314,7 +314,7 @@ class Jobs:
             del self._jobs[key]
         return gone
 
-    def _update(self, job: Job | FileOutcome, **changes) -> None:
+    def _update(self, job: Job | FileOutcome, **changes: object) -> None:
         with self._lock:
             for key, value in changes.items():
                 setattr(job, key, value)
@@ -412,7 +412,7 @@ class Jobs:
         self,
         files: list[ingest.SourceFile],
         job: Job,
-        on_progress,
+        on_progress: indexing.Progress,
         loaded: dict[str, Document],
     ) -> indexing.IndexReport:
         # A new index takes the configured chunking; an existing one keeps its own, so an

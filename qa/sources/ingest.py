@@ -21,9 +21,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.errors import InvalidInput
 from qa.records import Document, Mark
+
+if TYPE_CHECKING:
+    from lxml.etree import _Element
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 # Bump when what a loader extracts changes (text, title, date, marks): indexes built by an older
@@ -349,7 +353,7 @@ def _load_html(data: bytes) -> Parsed:
     return Parsed(_sections(blocks), found.title, _iso_date(found.date or ""), found.author)
 
 
-def _article_blocks(body) -> list[_Block]:
+def _article_blocks(body: _Element) -> list[_Block]:
     """Blocks of trafilatura's XML: head (rend="h2"), p, list/item, table/row/cell, quote..."""
     for br in body.iter("lb"):
         br.tail = "\n" + (br.tail or "")
@@ -392,7 +396,7 @@ def _load_html_blocks(data: bytes) -> Parsed:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data, "lxml")
-    metas = {}
+    metas: dict[str, str] = {}
     for meta in soup.find_all("meta"):
         key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
         if key and meta.get("content"):

@@ -33,10 +33,12 @@ def locate(items: Sequence[Located], marks_of: MarksOf) -> list[Located]:
 
 
 def locate_answer(answer: Answer, marks_of: MarksOf) -> Answer:
-    """The answer with its citations and passages located (in place; returned for chaining)."""
-    answer.citations = locate(answer.citations, marks_of)
-    answer.passages = locate(answer.passages, marks_of)
-    return answer
+    """The answer with its citations and passages located."""
+    return replace(
+        answer,
+        citations=locate(answer.citations, marks_of),
+        passages=locate(answer.passages, marks_of),
+    )
 
 
 def label(page: int | None, section: str | None, ocr: bool = False) -> str:

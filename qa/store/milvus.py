@@ -37,7 +37,7 @@ from qa.errors import Busy, IndexMissing, InvalidInput, NotFound, StoreUnavailab
 from qa.language import lexical
 from qa.records import Chunk, Document, Mark
 from qa.store.folder import HNSW_EF_CONSTRUCTION, HNSW_M
-from qa.store.interface import Changes
+from qa.store.interface import Changes, IndexView
 from qa.store.manifest import check_manifest, embed_text
 
 TEXT_PART = 16_000  # characters per stored part of a document (VARCHAR holds 65,535 bytes)
@@ -119,8 +119,9 @@ class MilvusStore:
         finally:
             lock.release()
 
-    def write(self, old: MilvusView | None, changes: Changes) -> str:  # type: ignore[override]
-        """Upsert the fresh documents and delete the removed ones, one document at a time."""
+    def write(self, old: IndexView | None, changes: Changes) -> str:
+        """Upsert the fresh documents and delete the removed ones, one document at a time (what
+        stays is kept in place, so `old` is not read)."""
         manifest = dict(changes.manifest)
         dim = int(manifest["dim"])
         new_collections = not self.client.has_collection(self.chunks_name)
@@ -416,7 +417,7 @@ class MilvusView:
         return out
 
     def rows_of(self, doc_ids: Sequence[str]) -> np.ndarray:
-        rows = []
+        rows: list[int] = []
         for doc_id in doc_ids:
             rows.extend(r for r, _ in self.doc_chunks(doc_id))
         return np.array(sorted(rows), dtype=np.int64)

@@ -25,12 +25,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qa.answering.confidence import FEATURES, MODEL_DIR, MODEL_FILE, NOT_IN_SOURCES, Calibrator
 from qa.eval.metrics import auc, ece, is_right, reliability, risk_coverage
+
+if TYPE_CHECKING:
+    from qa.engine import Engine
 
 TRAIN_SETS = ("squad2-heldout", "news-dev-calib")
 SEED = 13
@@ -63,7 +66,7 @@ def _group(note: str | None, fallback: str) -> str:
     return fallback
 
 
-def collect(set_dir: Path, progress: bool = False, engine=None) -> list[Example]:
+def collect(set_dir: Path, progress: bool = False, engine: Engine | None = None) -> list[Example]:
     """Ask every question of the set through `Engine.ask` on its index (built if needed)."""
     from tqdm import tqdm
 
@@ -236,7 +239,7 @@ SIGNAL_GROUPS = {  # evidence names by the part of the pipeline that computes th
 
 
 def _examples(
-    set_dirs: Sequence[Path], examples_file: Path | None, progress: bool, say
+    set_dirs: Sequence[Path], examples_file: Path | None, progress: bool, say: Callable[[str], None]
 ) -> list[Example]:
     from qa.errors import MissingData
 

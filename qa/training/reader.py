@@ -18,9 +18,10 @@ import random
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +38,12 @@ from qa.answering.reader import (
 )
 from qa.language import lexical
 from qa.sources.chunking import split_sentences
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, TrainingArguments
+
+# One tokenized row of `Features`: arrays of token ids and masks, and its scalar targets.
+Item = dict[str, Any]
 
 # Articles kept back for validation (never trained on): history, mathematics, a city, a company.
 VALIDATION_ARTICLES = ("Normans", "Prime_number", "Jacksonville,_Florida", "Sky_(United_Kingdom)")
@@ -140,7 +147,9 @@ def _overlap(question_terms: set[str], text: str) -> int:
     return len(question_terms & set(lexical.terms(text)))
 
 
-def answer_sentence(q: Question, context: str, spans: Sequence[tuple[int, int]]):
+def answer_sentence(
+    q: Question, context: str, spans: Sequence[tuple[int, int]]
+) -> tuple[int, tuple[int, int]] | None:
     """(sentence index, span in it) of the first gold answer found, or None."""
     for ans in q.answers:
         at = context.find(ans)
@@ -256,7 +265,9 @@ def _shape(term: str) -> str:
     return "name" if term[:1].isalpha() else "number"
 
 
-def perturb(question: str, pair: Pair, pool: dict[str, list[str]], rng: random.Random):
+def perturb(
+    question: str, pair: Pair, pool: dict[str, list[str]], rng: random.Random
+) -> str | None:
     """An unanswerable twin of an answerable question, as SQuAD 2.0's authors made them: a name
     or number of the question that its answer sentence states swapped for another of the same
     kind from the same article that the sentence (with its context) never mentions, or the
@@ -285,7 +296,9 @@ def perturb(question: str, pair: Pair, pool: dict[str, list[str]], rng: random.R
     return None
 
 
-def split(corpus: Corpus, validation: Sequence[str] = VALIDATION_ARTICLES):
+def split(
+    corpus: Corpus, validation: Sequence[str] = VALIDATION_ARTICLES
+) -> tuple[list[Question], list[Question]]:
     train = [q for q in corpus.questions if q.article not in validation]
     val = [q for q in corpus.questions if q.article in validation]
     return train, val
@@ -297,7 +310,7 @@ def build_examples(
     seed: int = SEED,
     perturbed_share: float = 0.0,
     other_negatives: int = 0,
-):
+) -> list[Example]:
     """The rows of `questions`; with `perturbed_share`, that share of the answerable ones also
     gives its perturbed twin paired with the answer sentence, as a negative (see `perturb`);
     `other_negatives`: see `examples_for`."""
@@ -320,13 +333,13 @@ class Features(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[Example],
         max_tokens: int = MAX_TOKENS,
         null_span: bool = False,
-    ):
+    ) -> None:
         """With `null_span`, a negative pair's span target is [CLS], the "no answer" span."""
-        self.items = []
+        self.items: list[Item] = []
         by_q: dict[str, list[Example]] = defaultdict(list)
         for row in rows:
             by_q[row.question].append(row)
@@ -335,7 +348,7 @@ class Features(torch.utils.data.Dataset):
             offsets = enc.pop("offsets")
             for k, row in enumerate(group):
                 n = int(enc["attention_mask"][k].sum())
-                item = {key: enc[key][k, :n] for key in enc}
+                item: Item = {key: enc[key][k, :n] for key in enc}
                 item["labels"] = float(row.label)
                 if null_span and not row.label:
                     item["start_positions"], item["end_positions"] = 0, 0
@@ -348,7 +361,7 @@ class Features(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> Item:
         return self.items[i]
 
 
@@ -365,7 +378,7 @@ def _token_span(offsets: np.ndarray, span: tuple[int, int] | None) -> tuple[int,
     return (s, e) if s <= e else (-100, -100)
 
 
-def collate(items: Sequence[dict]) -> dict[str, torch.Tensor]:
+def collate(items: Sequence[Item]) -> dict[str, torch.Tensor]:
     n = max(len(it["input_ids"]) for it in items)
     batch: dict[str, torch.Tensor] = {}
     for key in ("input_ids", "attention_mask", "token_type_ids", "span_mask"):
@@ -403,8 +416,8 @@ def train(
     perturbed_share: float = PERTURBED_SHARE,
     null_span: bool = NULL_SPAN,
     other_negatives: int = OTHER_NEGATIVES,
-    log=print,
-) -> dict:
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Fine-tune the reader and save it to `out_dir`; returns the validation figures."""
     from transformers import AutoTokenizer, BertModel, Trainer, TrainingArguments, set_seed
 
@@ -489,8 +502,12 @@ def train(
 
 
 def validate(
-    model, tokenizer, corpus: Corpus, questions: Sequence[Question], max_tokens: int = MAX_TOKENS
-) -> dict:
+    model: ReaderModel,
+    tokenizer: PreTrainedTokenizerBase,
+    corpus: Corpus,
+    questions: Sequence[Question],
+    max_tokens: int = MAX_TOKENS,
+) -> dict[str, Any]:
     """Question-level figures on held-out articles, the gold paragraph given: how often the top
     sentence holds the answer, and the abstention curve (share of unanswerable questions
     abstained on vs share of answerable ones wrongly abstained on) over the best sentence's
@@ -556,7 +573,15 @@ def at_wrong(curve: list[dict], wrong: float) -> dict:
     return best or {"threshold": None, "abstain_unanswerable": 0.0, "abstain_answerable": 0.0}
 
 
-def save(model, tokenizer, out_dir: Path, figures: dict, history, args, seed: int) -> None:
+def save(
+    model: ReaderModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    figures: dict[str, Any],
+    history: Sequence[dict[str, float]],
+    args: TrainingArguments,
+    seed: int,
+) -> None:
     """fp16 weights, tokenizer, config with the figures, and the training curve; atomically."""
     import os
     import shutil
@@ -603,7 +628,7 @@ def save(model, tokenizer, out_dir: Path, figures: dict, history, args, seed: in
         os.replace(tmp, out_dir)
 
 
-def plot_curve(history: Sequence[dict], figures: dict, path: Path) -> None:
+def plot_curve(history: Sequence[dict[str, float]], figures: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
