@@ -32,6 +32,7 @@ from qa.eval.summary import (
     SWEEP,
     summarize,
 )
+from qa.language.question import Question
 from qa.llm.verify import Check
 from qa.records import Answer, Passage
 from qa.retrieval import followups as chat
@@ -85,19 +86,19 @@ def evaluate_question(
         "answers_by_retriever": {},
         "top_passages": [_passage_brief(p) for p in result.passages[:3]],
     }
+    asked = Question.read(q.question, result.query)
     if not llm:
         record["calibration"] = {
             f"{t:.2f}": {
-                k: scorer.answer(
-                    q, answering.answer(q.question, result.query, result.passages, idf, t)
-                )[k]
+                k: scorer.answer(q, answering.answer(asked, result.passages, idf, t))[k]
                 for k in ("abstained", "fact_hit")
             }
             for t in SWEEP
         }
         if engine.reader is not None:
-            record.update(_reader_rows(engine, idf, scorer, q, result))
+            record.update(_reader_rows(engine, idf, scorer, q, asked, result))
     query = chat.rewrite(q.question, q.messages())
+    searched = Question.read(q.question, query)
     qvec = engine.embedder.embed_query(query)
     for name, weight in RETRIEVERS.items():
         rows = retrieval.score_chunks(snap, engine.embedder, query, None, weight, qvec)
@@ -106,7 +107,7 @@ def evaluate_question(
         if name == PIPELINE and not llm:
             continue
         passages = retrieval.merge_passages(snap, rows, top_k)
-        other = scorer.answer(q, answering.answer(q.question, query, passages, idf))
+        other = scorer.answer(q, answering.answer(searched, passages, idf))
         record["answers_by_retriever"][EXTRACTIVE if name == PIPELINE else name] = _brief(other)
     if llm:
         record["llm"] = _llm_record(result, checks)
@@ -126,11 +127,13 @@ def _ranks(q: EvalQuestion, ranked: list[Passage]) -> dict[str, int | None]:
     }
 
 
-def _reader_rows(engine, idf, scorer: Scorer, q: EvalQuestion, result: Answer) -> dict[str, Any]:
+def _reader_rows(
+    engine, idf, scorer: Scorer, q: EvalQuestion, asked: Question, result: Answer
+) -> dict[str, Any]:
     """With the reader on: the same passages answered by the rules alone, and by the rules with
     the reader's short answer and no confidence (the answer step before calibrated confidence,
     `Engine(confidence_mode="off")`)."""
-    args = (q.question, result.query, result.passages, idf)
+    args = (asked, result.passages, idf)
     rules = answering.answer(*args, engine.min_coverage)
     with_span = answering.answer_with_reader_span(
         *args, engine.reader, min_coverage=engine.min_coverage, evidence=False
