@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from qa.answering import confidence
 from qa.answering import extractive as answering
 from qa.config import Settings
+from qa.encoders.embedding import Embedder
 from qa.engine import Engine
 from qa.language import answer_types, lexical
 from qa.language.question import Question
@@ -47,7 +49,7 @@ def test_a_follow_up_is_read_with_the_query_it_was_searched_with() -> None:
 
 
 @pytest.fixture(scope="module")
-def engine(seed_index, embedder) -> Iterator[Engine]:
+def engine(seed_index: Path, embedder: Embedder) -> Iterator[Engine]:
     reply = f"{TRUE} [1]."
     engine = Engine(seed_index, embedder, Settings(_env_file=None), generator=Scripted(reply))
     yield engine

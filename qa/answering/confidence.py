@@ -70,12 +70,18 @@ def _logit(p: float) -> float:
 class Sentence(Protocol):
     """The rules' view of one ranked sentence (an `answering.Candidate`)."""
 
-    text: str
-    passage: int
-    score: float
-    coverage: float
-    typed: bool
-    named: bool
+    @property
+    def text(self) -> str: ...
+    @property
+    def passage(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def coverage(self) -> float: ...
+    @property
+    def typed(self) -> bool: ...
+    @property
+    def named(self) -> bool: ...
 
 
 def evidence(
@@ -140,9 +146,7 @@ def evidence(
         "lacking_share": len(lacks) / len(q_terms) if q_terms else 0.0,
         "lacking_idf_passage": max((idf(t) for t in lacks_passage), default=0.0),
         "question_idf": sum(idf(t) for t in q_terms) / len(q_terms) if q_terms else 0.0,
-        "short_typed": float(
-            bool(short) and kind in _KINDS and bool(answer_types.spans(short, kind))
-        ),
+        "short_typed": float(bool(short and kind in _KINDS and answer_types.spans(short, kind))),
     }
     for group in sorted(set(_KINDS.values())):
         signals[group] = float(_KINDS.get(kind) == group)

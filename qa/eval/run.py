@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.answering import extractive as answering
+from qa.answering.reader import Reads
 from qa.errors import QAError
 from qa.eval.metrics import Scorer, first_hit, is_right, outcome
 from qa.eval.report import run_info
@@ -96,7 +97,8 @@ def evaluate_question(
             for t in SWEEP
         }
         if engine.reader is not None:
-            record.update(_reader_rows(engine, idf, scorer, q, asked, result))
+            read = _reader_rows(engine.reader, engine.min_coverage, idf, scorer, q, asked, result)
+            record.update(read)
     query = chat.rewrite(q.question, q.messages())
     searched = Question.read(q.question, query)
     qvec = engine.embedder.embed_query(query)
@@ -128,15 +130,21 @@ def _ranks(q: EvalQuestion, ranked: list[Passage]) -> dict[str, int | None]:
 
 
 def _reader_rows(
-    engine, idf, scorer: Scorer, q: EvalQuestion, asked: Question, result: Answer
+    reader: Reads,
+    min_coverage: float,
+    idf: answering.Idf,
+    scorer: Scorer,
+    q: EvalQuestion,
+    asked: Question,
+    result: Answer,
 ) -> dict[str, Any]:
     """With the reader on: the same passages answered by the rules alone, and by the rules with
     the reader's short answer and no confidence (the answer step before calibrated confidence,
     `Engine(confidence_mode="off")`)."""
     args = (asked, result.passages, idf)
-    rules = answering.answer(*args, engine.min_coverage)
+    rules = answering.answer(*args, min_coverage)
     with_span = answering.answer_with_reader_span(
-        *args, engine.reader, min_coverage=engine.min_coverage, evidence=False
+        *args, reader, min_coverage=min_coverage, evidence=False
     )
     return {
         "answers_by_retriever": {

@@ -154,11 +154,11 @@ def wh_phrase(question: str, lower: bool = True) -> str:
 def _wh_phrase_in(asking: str, lower: bool = True) -> str:
     """`wh_phrase` of a question's asking part."""
     q = asking.replace("’", "'")
-    clauses = [c for c in re.split(r"[,;:]", q) if _WH.search(c.lower())]
-    if not clauses:
+    found = [(c, m) for c in re.split(r"[,;:]", q) if (m := _WH.search(c.lower()))]
+    if not found:
         return ""
-    clause = clauses[-1]
-    phrase = clause[_WH.search(clause.lower()).start() :].strip()
+    clause, wh = found[-1]
+    phrase = clause[wh.start() :].strip()
     return phrase.lower() if lower else phrase
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import Stemmer
 
 _WORD = re.compile(r"\w+(?:[.'’]\w+)*", re.UNICODE)
 
@@ -50,7 +54,7 @@ IRREGULAR = dict(
 
 
 @lru_cache(maxsize=1)
-def _stemmer():
+def _stemmer() -> Stemmer.Stemmer:
     import Stemmer
 
     return Stemmer.Stemmer("english")

@@ -174,10 +174,7 @@ def _abstained(
 ) -> Answer:
     """The model's abstention (or what verification left of its answer: nothing), with notes."""
     result = answering.abstain(question, passages)
-    result.mode = "llm"
-    result.notes = notes
-    result.removed_sentences = removed
-    return result
+    return replace(result, mode="llm", notes=notes, removed_sentences=removed)
 
 
 def _fallback(extractive: Answer, why: str) -> Answer:

@@ -16,11 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.config import LLM_MAX_PROMPT_TOKENS
 from qa.language.question import Question
 from qa.records import Message, Passage
 from qa.sources.chunking import split_sentences
+
+if TYPE_CHECKING:
+    import tiktoken
 
 # sha1 of "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
 # the name tiktoken looks for in its cache folder.
@@ -84,7 +88,7 @@ def offline_tiktoken_cache(cache_dir: Path | None = None) -> Path:
 
 
 @lru_cache(maxsize=1)
-def encoding():
+def encoding() -> tiktoken.Encoding:
     """tiktoken's cl100k_base, loaded from the bundled file."""
     offline_tiktoken_cache()
     import tiktoken
