@@ -37,6 +37,7 @@ def dump(set_dir: Path, index: Path, models: list[Path], out: Path) -> None:
     from qa.engine import Engine
     from qa.eval.metrics import contains_answer
     from qa.eval.sets import load_questions, load_set
+    from qa.language.question import Question
 
     engine = Engine(index)
     cache = get_settings().model_cache_dir
@@ -48,8 +49,9 @@ def dump(set_dir: Path, index: Path, models: list[Path], out: Path) -> None:
         for q in tqdm(load_questions(load_set(set_dir)), desc=set_dir.name, unit="q"):
             res = engine.ask(q.question, history=q.messages())
             # the rules' best sentences, read once per model
+            asked = Question.read(q.question, res.query)
             read = {
-                name: answering.read_sentences(q.question, res.query, res.passages, idf, r)
+                name: answering.read_sentences(asked, res.passages, idf, r)
                 for name, r in readers.items()
             }
             ranked = next(iter(read.values())).ranked

@@ -15,10 +15,20 @@ from qa.answering.reader import Reader, default_reader
 from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.encoders.embedding import Embedder, check_runtime, default_embedder, index_runtime
 from qa.errors import IndexMismatch, InvalidInput
+from qa.language.question import Question
 from qa.llm import client as llm
 from qa.llm import generation
 from qa.llm.verify import Check
-from qa.records import Answer, Document, EmbeddingRuntime, IndexStatus, Message, Passage
+from qa.records import (
+    Answer,
+    Document,
+    EmbeddingRuntime,
+    Final,
+    IndexStatus,
+    Message,
+    Passage,
+    Token,
+)
 from qa.retrieval import followups as chat
 from qa.retrieval import search as retrieval
 from qa.retrieval.search import Filters
@@ -111,12 +121,10 @@ class Engine:
 
         `mode`: "extractive", "llm" (needs QA_LLM_URL), or None for llm when configured.
         `on_checks` sees the verification of each generated sentence (for `qa eval`).
+        The answer is the last event of `ask_stream`'s, with the reply asked for in one piece.
         """
         r = self._retrieve(question, history, top_k, filters, mode)
-        events = self._answer_events(r, streaming=False, on_checks=on_checks)
-        result = next(e.answer for e in events if isinstance(e, generation.Final))
-        # generate/verify timings of an LLM answer are kept beside these
-        return _stamped(result, r)
+        return generation.final_answer(self._answer_events(r, False, on_checks))
 
     def ask_stream(
         self,
@@ -125,37 +133,38 @@ class Engine:
         top_k: int | None = None,
         filters: Filters | None = None,
         mode: str | None = None,
-    ) -> Iterator[generation.Token | generation.Final]:
+        on_checks: Callable[[Sequence[Check]], None] | None = None,
+    ) -> Iterator[Token | Final]:
         """Like `ask`, as events: the model's raw tokens, then the verified answer (`Final`).
 
         Input checks and retrieval run before this returns, so bad input raises here rather
         than in the middle of a stream. Without a generator there is only the `Final` event.
         """
         r = self._retrieve(question, history, top_k, filters, mode)
-        return _timed(self._answer_events(r, streaming=True), r)
+        return self._answer_events(r, True, on_checks)
 
     def _answer_events(
         self,
         r: _Retrieved,
         streaming: bool,
         on_checks: Callable[[Sequence[Check]], None] | None = None,
-    ) -> Iterator[generation.Token | generation.Final]:
+    ) -> Iterator[Token | Final]:
         """The answer to a retrieved question, as `ask_stream` events: extractive, or written
-        by the LLM (streamed token by token only when somebody watches)."""
-        return _located(self._answers(r, streaming, on_checks), r.snap)
+        by the LLM (streamed token by token only when somebody watches), located in its
+        documents' pages and sections and stamped with the step timings."""
+        return _timed(_located(self._answers(r, streaming, on_checks), r.snap), r)
 
     def _answers(
         self,
         r: _Retrieved,
         streaming: bool,
         on_checks: Callable[[Sequence[Check]], None] | None = None,
-    ) -> Iterator[generation.Token | generation.Final]:
+    ) -> Iterator[Token | Final]:
         idf = self._idf_for(r.snap)
         if r.generator is None:
             if self.reader is not None:
                 answer = answering.answer_with_reader_span(
                     r.question,
-                    r.query,
                     r.passages,
                     idf,
                     self.reader,
@@ -164,11 +173,10 @@ class Engine:
                 )
                 answer = self._rated(r, answer)
             else:
-                answer = answering.answer(r.question, r.query, r.passages, idf, self.min_coverage)
-            return iter([generation.Final(answer)])
+                answer = answering.answer(r.question, r.passages, idf, self.min_coverage)
+            return iter([Final(answer)])
         return generation.stream_answer_with_llm(
             r.question,
-            r.query,
             r.passages,
             idf,
             r.generator if streaming else generation.Whole(r.generator),
@@ -190,7 +198,7 @@ class Engine:
                 f"the closest sentence is unlikely to answer it (confidence {p:.2f}, below "
                 f"{self.calibrator.guess_at:.2f})"
             )
-            return answering.abstain(r.question, r.query, r.passages, why)
+            return answering.abstain(r.question, r.passages, why)
         short = answer.short_answer if tier == confidence.ANSWER else None
         return replace(answer, confidence=round(p, 4), tier=tier, short_answer=short)
 
@@ -202,18 +210,18 @@ class Engine:
         filters: Filters | None,
         mode: str | None,
     ) -> _Retrieved:
-        """Check the request, rewrite the question and retrieve: what ask and ask_stream share."""
-        question = self._check_question(question)
+        """Check the request, rewrite the question, read it (once: every later step reads the
+        `Question`) and retrieve: what ask and ask_stream share."""
+        text = self._check_question(question)
         top_k = self._check_top_k(top_k)
         generator = self._generator(mode)
         t0 = time.perf_counter()
         snap = self.snapshot()
-        query = chat.rewrite(question, history)
+        asked = Question.read(text, chat.rewrite(text, history))
         t1 = time.perf_counter()
-        passages = retrieval.search(snap, self.embedder, query, top_k, filters)
+        passages = retrieval.search(snap, self.embedder, asked.query, top_k, filters)
         return _Retrieved(
-            question=question,
-            query=query,
+            question=asked,
             passages=passages,
             snap=snap,
             generator=generator,
@@ -288,8 +296,7 @@ class Engine:
 class _Retrieved:
     """A checked request with its passages, and when each step started and ended."""
 
-    question: str
-    query: str
+    question: Question  # with the query it was searched with
     passages: list[Passage]
     snap: IndexView
     generator: llm.Generator | None
@@ -309,23 +316,19 @@ class _Retrieved:
         return {k: round(v * 1e3, 2) for k, v in ms.items()}
 
 
-def _located(
-    events: Iterator[generation.Token | generation.Final], snap: IndexView
-) -> Iterator[generation.Token | generation.Final]:
+def _located(events: Iterator[Token | Final], snap: IndexView) -> Iterator[Token | Final]:
     """Pass events through, with the page and section of each citation and passage."""
     for event in events:
-        if isinstance(event, generation.Final):
-            event = generation.Final(locations.locate_answer(event.answer, snap.marks))
+        if isinstance(event, Final):
+            event = Final(locations.locate_answer(event.answer, snap.marks))
         yield event
 
 
-def _timed(
-    events: Iterator[generation.Token | generation.Final], r: _Retrieved
-) -> Iterator[generation.Token | generation.Final]:
+def _timed(events: Iterator[Token | Final], r: _Retrieved) -> Iterator[Token | Final]:
     """Pass events through, stamping the step timings on the final answer."""
     for event in events:
-        if isinstance(event, generation.Final):
-            event = generation.Final(_stamped(event.answer, r))
+        if isinstance(event, Final):
+            event = Final(_stamped(event.answer, r))
         yield event
 
 

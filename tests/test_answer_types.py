@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qa.language import answer_types as T
+from qa.language.question import Question
 
 
 @pytest.mark.parametrize(
@@ -142,7 +143,7 @@ def test_answers_quote_their_passage_verbatim_or_abstain(text, question):
         text=text,
         score=1.0,
     )
-    result = answering.answer(question, question, [passage], lambda term: 3.0)
+    result = answering.answer(Question.read(question), [passage], lambda term: 3.0)
     assert result.abstained == (not result.citations)
     for c in result.citations:
         assert text[c.start - 10 : c.end - 10] == c.quote

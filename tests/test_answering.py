@@ -10,6 +10,7 @@ from qa.answering import extractive as answering
 from qa.engine import Engine
 from qa.errors import InvalidInput
 from qa.language import lexical
+from qa.language.question import Question
 from qa.records import Passage
 from qa.retrieval import followups as chat
 from qa.retrieval.search import Filters
@@ -90,13 +91,16 @@ def test_names_and_numbers_missing_from_the_passages_force_abstention(engine):
     from qa.retrieval.search import search
 
     passages = search(snap, engine.embedder, "Reko Diq loan 2031", 3)
-    assert answering.missing_terms("What was the Reko Diq loan in 2031?", passages) == {"2031"}
-    assert answering.missing_terms("What is the MoU about?", passages) == set()  # acronym
+
+    def missing(question: str) -> set[str]:
+        return answering.missing_terms(Question.read(question), passages)
+
+    assert missing("What was the Reko Diq loan in 2031?") == {"2031"}
+    assert missing("What is the MoU about?") == set()  # acronym
     # a preamble of context is the asker's: only the asking sentence's names must be there
-    preamble = "Officials in Islamabad met Donald Trump this week. What was the Reko Diq loan?"
-    assert answering.missing_terms(preamble, passages) == set()
-    preamble = "Officials in Islamabad met this week. What was the Reko Diq loan in 2031?"
-    assert answering.missing_terms(preamble, passages) == {"2031"}
+    context = "Officials in Islamabad met Donald Trump this week."
+    assert missing(f"{context} What was the Reko Diq loan?") == set()
+    assert missing(f"{context} What was the Reko Diq loan in 2031?") == {"2031"}
 
 
 def test_filters_limit_the_documents_that_answer(engine):
@@ -184,9 +188,9 @@ def test_a_rare_name_of_the_question_must_stand_near_the_answer():
     )
     idf = _idf(set())
     question = "How many private schools are there in Australia?"
-    assert answering.answer(question, question, [_passage(text)], idf).abstained
+    assert answering.answer(Question.read(question), [_passage(text)], idf).abstained
     question = "How many private schools are there in New Zealand?"
-    result = answering.answer(question, question, [_passage(text)], idf)
+    result = answering.answer(Question.read(question), [_passage(text)], idf)
     assert not result.abstained and result.short_answer == "88"
 
 
@@ -197,8 +201,8 @@ def test_a_frequent_name_only_sets_the_scene():
     )
     question = "What speed limit did the US impose in 1974 to save fuel?"
     passages = [_passage(text, "Oil crisis")]  # "US" four sentences before the answer
-    assert not answering.answer(question, question, passages, _idf({"us"})).abstained
-    assert answering.answer(question, question, passages, _idf(set())).abstained
+    assert not answering.answer(Question.read(question), passages, _idf({"us"})).abstained
+    assert answering.answer(Question.read(question), passages, _idf(set())).abstained
 
 
 def test_irregular_past_forms_meet_their_verb():
@@ -215,7 +219,7 @@ def test_a_quote_opening_with_a_pronoun_includes_the_sentence_it_points_back_to(
         "the Holy Spirit."
     )
     question = "What has been characterized as Arminian theology?"
-    result = answering.answer(question, question, [_passage(text)], _idf(set()))
+    result = answering.answer(Question.read(question), [_passage(text)], _idf(set()))
     quote = result.citations[0]
     assert quote.quote.startswith("Wesleyan theology") and quote.quote.endswith("Holy Spirit.")
     assert text[quote.start : quote.end] == quote.quote
@@ -243,7 +247,7 @@ def test_no_sentence_is_quoted_twice():
         "It has been characterized as Arminian theology with an emphasis on the Holy Spirit."
     )
     question = "Which theology has been characterized as Arminian and sacramental?"
-    result = answering.answer(question, question, [_passage(text)], _idf(set()))
+    result = answering.answer(Question.read(question), [_passage(text)], _idf(set()))
     spans = [(c.start, c.end) for c in result.citations]
     assert all(b1 <= a2 for (_, b1), (a2, _) in zip(sorted(spans), sorted(spans)[1:], strict=False))
     assert result.answer.count("Wesleyan theology stands") == 1

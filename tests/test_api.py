@@ -6,6 +6,7 @@ that changes it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -29,8 +30,10 @@ from schemathesis.specs.openapi.checks import (
 
 from qa import indexing
 from qa.config import Settings
+from qa.records import Citation, Passage
 from qa.serving import uploads
 from qa.serving.app import create_app, get_engine
+from qa.serving.schemas import CitationOut, PassageOut
 from qa.serving.uploads import MAX_FILES
 from qa.store import folder as store
 
@@ -159,6 +162,36 @@ def test_openapi_docs(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/ask", "/search", "/documents", "/documents/{doc_id}", "/jobs/{job_id}"} <= set(paths)
     assert "ErrorBody" in str(paths["/ask"]["post"]["responses"]["422"])
+
+
+@pytest.mark.parametrize(
+    "record, shown",
+    [
+        (
+            Citation(
+                n=2, doc_id="news/a.pdf", title="A", date="2024-01-02",
+                source="/srv/docs/news/a.pdf", quote="Q.", start=3, end=5, score=0.5, page=4,
+                section="Intro", ocr=True,
+            ),
+            CitationOut,
+        ),
+        (
+            Passage(
+                doc_id="news/a.pdf", title="A", date=None, source="/srv/docs/news/a.pdf",
+                start=0, end=9, text="Text here", score=0.7, dense_score=0.6,
+                lexical_score=0.1, page=1, section=None, ocr=False,
+            ),
+            PassageOut,
+        ),
+    ],
+)  # fmt: skip
+def test_the_schema_shows_every_field_of_a_record_in_its_order(record, shown):
+    """CitationOut and PassageOut are Citation and Passage as the service shows them: the
+    same fields in the same order (a field added to a record must be added to the API), only
+    the source path shown relative to its folder."""
+    assert list(shown.model_fields) == [f.name for f in dataclasses.fields(record)]
+    out = shown.of(record).model_dump()
+    assert out == {**dataclasses.asdict(record), "source": "news/a.pdf"}
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

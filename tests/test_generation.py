@@ -16,6 +16,7 @@ import pytest
 from qa.answering import extractive as answering
 from qa.config import Settings
 from qa.eval.local_llm import free_port
+from qa.language.question import Question
 from qa.llm.client import (
     Generator,
     LLMTimeout,
@@ -50,7 +51,7 @@ def seed(seed_index, embedder):
 def ask(seed, generator, question=LOAN_Q, **kw):
     snap, idf, embedder = seed
     passages = retrieval.search(snap, embedder, question, 5)
-    return answer_with_llm(question, question, passages, idf, generator, embedder, **kw)
+    return answer_with_llm(Question.read(question), passages, idf, generator, embedder, **kw)
 
 
 def source_of(seed, needle: str, question=LOAN_Q) -> int:
@@ -142,7 +143,9 @@ def test_streaming_yields_the_raw_tokens_then_the_verified_answer(seed):
     n = source_of(seed, "approved $1.25 billion")
     reply = f"{TRUE} [{n}]. The loan was $9 trillion [{n}]."
     passages = retrieval.search(snap, embedder, LOAN_Q, 5)
-    events = list(stream_answer_with_llm(LOAN_Q, LOAN_Q, passages, idf, Scripted(reply), embedder))
+    events = list(
+        stream_answer_with_llm(Question.read(LOAN_Q), passages, idf, Scripted(reply), embedder)
+    )
     *tokens, final = events
     assert tokens and all(isinstance(t, Token) for t in tokens)
     assert "".join(t.text for t in tokens) == reply
@@ -243,10 +246,12 @@ def test_a_slow_server_is_cut_off_at_the_deadline(seed, stub, stream):
         gen = client(stub[0], behaviour, timeout_s=0.5)
         t0 = time.monotonic()
         if stream:
-            events = list(stream_answer_with_llm(LOAN_Q, LOAN_Q, passages, idf, gen, embedder))
+            events = list(
+                stream_answer_with_llm(Question.read(LOAN_Q), passages, idf, gen, embedder)
+            )
             result = events[-1].answer
         else:
-            result = answer_with_llm(LOAN_Q, LOAN_Q, passages, idf, gen, embedder)
+            result = answer_with_llm(Question.read(LOAN_Q), passages, idf, gen, embedder)
         assert time.monotonic() - t0 < STALL_S / 2, behaviour
         assert result.mode == "extractive" and "$1.25 billion" in result.answer  # the fallback
         assert any("within 0.5 s" in note for note in result.notes), result.notes

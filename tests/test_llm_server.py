@@ -12,6 +12,7 @@ import re
 import pytest
 
 from qa.answering import extractive as answering
+from qa.language.question import Question
 from qa.llm.client import OpenAICompatible, reply_text
 from qa.llm.generation import Final, Token, answer_with_llm, stream_answer_with_llm
 from qa.retrieval import search as retrieval
@@ -88,7 +89,7 @@ def test_answers_from_the_model_carry_only_verified_verbatim_citations(seed, gen
     for question in QUESTIONS:
         passages = passages_for(seed, question)
         result = answer_with_llm(
-            question, question, passages, idf, generator, embedder, MAX_PROMPT_TOKENS
+            Question.read(question), passages, idf, generator, embedder, MAX_PROMPT_TOKENS
         )
         print(question, "->", result.answer, result.notes)
         assert result.mode == "llm", result.notes  # the model answered: no fallback
@@ -104,7 +105,7 @@ def test_streaming_yields_tokens_then_the_verified_answer(seed, generator):
     passages = passages_for(seed, question)
     events = list(
         stream_answer_with_llm(
-            question, question, passages, idf, generator, embedder, MAX_PROMPT_TOKENS
+            Question.read(question), passages, idf, generator, embedder, MAX_PROMPT_TOKENS
         )
     )
     *tokens, final = events
@@ -120,7 +121,7 @@ def test_a_tiny_timeout_falls_back_to_the_extractive_answer(seed, llm_url, strea
     question = QUESTIONS[-1]
     passages = passages_for(seed, question)
     hurried = OpenAICompatible(llm_url, max_tokens=150, timeout_s=0.05)
-    args = (question, question, passages, idf, hurried, embedder, MAX_PROMPT_TOKENS)
+    args = (Question.read(question), passages, idf, hurried, embedder, MAX_PROMPT_TOKENS)
     result = list(stream_answer_with_llm(*args))[-1].answer if stream else answer_with_llm(*args)
     # The deadline, not the model, ended it (how fast is `qa bench`'s business, not a test's).
     assert result.mode == "extractive" and "$1.25 billion" in result.answer

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from qa.language.question import Question
 from qa.llm.prompt import NOT_IN_SOURCES, build_prompt
 from qa.records import Passage
 
@@ -70,7 +71,7 @@ def _passage(n: int, words: int = 60) -> Passage:
 
 def test_passages_are_numbered_best_first_and_all_fit_a_large_budget():
     passages = [_passage(i) for i in range(3)]
-    prompt = build_prompt("What does passage 1 say?", passages, 3000)
+    prompt = build_prompt(Question.read("What does passage 1 say?"), passages, 3000)
     assert [(s.n, s.passage) for s in prompt.sources] == [(1, 0), (2, 1), (3, 2)]
     user = prompt.messages[1]["content"]
     assert "[1] (Title 0, 2026-02-06)\n" + passages[0].text in user
@@ -82,7 +83,7 @@ def test_passages_are_numbered_best_first_and_all_fit_a_large_budget():
 @pytest.mark.parametrize("budget", [220, 260, 300, 400])
 def test_a_small_budget_cuts_a_passage_between_sentences_and_stops(budget):
     passages = [_passage(i, words=120) for i in range(4)]
-    prompt = build_prompt("What does passage 1 say?", passages, budget)
+    prompt = build_prompt(Question.read("What does passage 1 say?"), passages, budget)
     assert prompt.tokens <= budget
     assert prompt.sources, "some source fits"
     *whole, last = prompt.sources
@@ -92,6 +93,6 @@ def test_a_small_budget_cuts_a_passage_between_sentences_and_stops(budget):
 
 
 def test_a_budget_too_small_for_any_sentence_gives_no_source():
-    bare = build_prompt("What?", [], 3000).tokens
-    prompt = build_prompt("What?", [_passage(0)], bare + 5)
+    bare = build_prompt(Question.read("What?"), [], 3000).tokens
+    prompt = build_prompt(Question.read("What?"), [_passage(0)], bare + 5)
     assert prompt.sources == [] and prompt.tokens == bare

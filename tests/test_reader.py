@@ -18,6 +18,7 @@ from qa.answering.reader import (
     Reading,
     default_reader,
 )
+from qa.language.question import Question
 from qa.records import Passage
 from qa.training import reader as reader_training
 from tests.conftest import ROOT
@@ -69,7 +70,7 @@ def test_a_long_question_is_read_by_its_end_and_never_fails(reader):
     (r,) = reader.read(question, [Pair(sentence, "Museum")])
     assert r.span is not None and "1902" in sentence[r.span[0] : r.span[1]]
     passages = [_passage(f"The museum in the city is large and old. {sentence}", "Museum")]
-    result = answering.answer_with_reader_span(question, question, passages, _flat_idf, reader)
+    result = answering.answer_with_reader_span(Question.read(question), passages, _flat_idf, reader)
     assert not result.abstained and "1902" in (result.short_answer or "")
     transformers_tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir()))  # training's
     clipped = clip_question(transformers_tokenizer, question, 64)
@@ -125,11 +126,11 @@ def test_onnx_runtime_reads_as_torch_does(tmp_path):
 def test_the_rules_answer_takes_the_readers_short_answer_and_nothing_else(reader):
     question, answer, near_miss = NEAR_MISSES[0]
     passages = [_passage(f"{near_miss} {answer}", "Bridge")]
-    rules = answering.answer(question, question, passages, _flat_idf)
-    read = answering.read_sentences(question, question, passages, _flat_idf, reader)
+    rules = answering.answer(Question.read(question), passages, _flat_idf)
+    read = answering.read_sentences(Question.read(question), passages, _flat_idf, reader)
     result = answering.with_reader_span(rules, read, answering.ReaderPolicy())
     plain = answering.answer_with_reader_span(
-        question, question, passages, _flat_idf, reader, evidence=False
+        Question.read(question), passages, _flat_idf, reader, evidence=False
     )
     assert plain == result  # what the answer step gives without confidence
     assert result.citations == rules.citations and result.answer == rules.answer
@@ -137,7 +138,7 @@ def test_the_rules_answer_takes_the_readers_short_answer_and_nothing_else(reader
     assert result.short_answer and result.short_answer in read.ranked[0].text
     unsure = answering.ReaderPolicy(min_span_prob=1.01)  # no span is ever likely enough
     assert answering.with_reader_span(rules, read, unsure).short_answer == rules.short_answer
-    refused = answering.abstain(question, question, passages, "no sentence says")
+    refused = answering.abstain(Question.read(question), passages, "no sentence says")
     assert answering.with_reader_span(refused, read, answering.ReaderPolicy()) is refused
 
 
@@ -166,10 +167,10 @@ def test_an_unlikely_reading_does_not_overrule_the_rules_sentence():
     text = "The tower is tall. The tower was built in 1890 by the city."
     passages = [_passage(text, "Tower")]
     question = "When was the tower built?"
-    rules = answering.answer(question, question, passages, _flat_idf)
+    rules = answering.answer(Question.read(question), passages, _flat_idf)
     assert not rules.abstained
     unsure = ScriptedReader({"1890": 0.04})
-    kept = answering.answer_with_reader_span(question, question, passages, _flat_idf, unsure)
+    kept = answering.answer_with_reader_span(Question.read(question), passages, _flat_idf, unsure)
     assert not kept.abstained and kept.citations == rules.citations
     assert kept.evidence["reader_prob"] == pytest.approx(0.04)
 

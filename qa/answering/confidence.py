@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +30,7 @@ import numpy as np
 
 from qa.answering.reader import Reading
 from qa.language import answer_types, lexical
+from qa.language.question import Question
 from qa.records import Passage
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "calibrator"
@@ -51,7 +51,6 @@ _KINDS = {  # the asked-for kind, in the groups the calibrator tells apart
     answer_types.PERSON: "kind_person",
     answer_types.PLACE: "kind_place",
 }
-_FIGURE = re.compile(r"\d[\d,.]*")
 # What `evidence` returns, in the order the calibrator's coefficients follow.
 FEATURES = (
     "reader_prob", "reader_logit", "reader_span_prob", "reader_null_prob", "rule_score",
@@ -71,16 +70,22 @@ def _logit(p: float) -> float:
 class Sentence(Protocol):
     """The rules' view of one ranked sentence (an `answering.Candidate`)."""
 
-    text: str
-    passage: int
-    score: float
-    coverage: float
-    typed: bool
-    named: bool
+    @property
+    def text(self) -> str: ...
+    @property
+    def passage(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def coverage(self) -> float: ...
+    @property
+    def typed(self) -> bool: ...
+    @property
+    def named(self) -> bool: ...
 
 
 def evidence(
-    question: str,
+    question: Question,
     passages: Sequence[Passage],
     ranked: Sequence[Sentence],
     readings: Sequence[Reading],
@@ -93,19 +98,19 @@ def evidence(
     one the rules' typed spans gave (the reader's span may have replaced it), `idf` the index's
     inverse document frequency of a stem."""
     best, read = ranked[0], readings[0]
-    kind = answer_types.asked(question).kind
-    q_words = lexical.words(question)
+    kind = question.kind
+    q_words = question.words
     sentence = best.text
     passage = passages[best.passage]
     short_words = lexical.words(short) if short else []
     in_question = set(q_words)
-    names = [n for n in lexical.names(question) if n.lower() not in ("what", "who", "how")]
+    names = [n for n in question.names if n.lower() not in ("what", "who", "how")]
     named_here = [n for n in names if n.lower() in passage.text.lower()]
-    figures = _FIGURE.findall(question)
+    figures = question.figures
     scores = [p.score for p in passages]
     # SQuAD 2.0's unanswerable questions read like answerable ones with one word changed: the
     # rarest question word the sentence (or its passage) lacks is the tell
-    q_terms = set(lexical.terms(question))
+    q_terms = set(question.terms)
     lacks = q_terms - set(lexical.terms(sentence))
     lacks_passage = q_terms - set(lexical.terms(passage.text))
     span_text = sentence[read.span[0] : read.span[1]] if read.span is not None else ""

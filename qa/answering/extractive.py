@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
 from qa.answering import confidence
 from qa.answering.reader import Pair, Reading, Reads, pairs_in
 from qa.language import answer_types, lexical
 from qa.language.answer_types import OTHER, Asked
+from qa.language.question import Question
 from qa.records import Answer, Citation, Passage
 from qa.sources.chunking import split_sentences
 from qa.store.interface import IndexView
@@ -84,38 +86,34 @@ class Candidate:
 
 
 def answer(
-    question: str,
-    query: str,
+    question: Question,
     passages: Sequence[Passage],
     idf: Idf,
     min_coverage: float | None = None,
 ) -> Answer:
     """Compose a cited extractive answer from `passages`, or abstain."""
-    kind = answer_types.asked(question)
-    candidates = score_sentences(question, passages, idf, kind, query)
+    candidates = score_sentences(question, passages, idf)
     missing = missing_terms(question, passages)
-    return _by_rules(question, query, passages, kind, candidates, missing, min_coverage)
+    return _by_rules(question, passages, candidates, missing, min_coverage)
 
 
 def _by_rules(
-    question: str,
-    query: str,
+    question: Question,
     passages: Sequence[Passage],
-    kind: Asked,
     candidates: Sequence[Candidate],
     missing: set[str],
     min_coverage: float | None,
 ) -> Answer:
     """`answer` from the sentences already ranked by the rules and the names already missed."""
     threshold = MIN_COVERAGE if min_coverage is None else min_coverage
-    if not candidates or not supported(candidates[0], kind, threshold) or missing:
-        why = why_unsupported(question, kind, candidates, threshold, missing)
-        return abstain(question, query, passages, why)
+    if not candidates or not supported(candidates[0], question.asked, threshold) or missing:
+        why = why_unsupported(question, candidates, threshold, missing)
+        return abstain(question, passages, why)
     best = candidates[0]
     chosen = [best] + [
         c for c in candidates[1 : MAX_SENTENCES * 3] if c.score >= EXTRA_SENTENCE_RATIO * best.score
     ][: MAX_SENTENCES - 1]
-    return compose(query, passages, chosen, short_answer(question, best.text, kind))
+    return compose(question.query, passages, chosen, short_answer(question, best.text))
 
 
 @dataclass(frozen=True)
@@ -127,8 +125,7 @@ class ReaderPolicy:
 
 
 def answer_with_reader_span(
-    question: str,
-    query: str,
+    question: Question,
     passages: Sequence[Passage],
     idf: Idf,
     reader: Reads,
@@ -142,15 +139,14 @@ def answer_with_reader_span(
     the same reading: reading the next sentences too, or the encoder's closeness of question and
     quote,
     bought nothing measurable (docs/confidence.md)."""
-    kind = answer_types.asked(question)
-    ranked = score_sentences(question, passages, idf, kind, query)
+    ranked = score_sentences(question, passages, idf)
     missing = missing_terms(question, passages)
-    rules = _by_rules(question, query, passages, kind, ranked, missing, min_coverage)
+    rules = _by_rules(question, passages, ranked, missing, min_coverage)
     if rules.abstained:
         return rules
     policy = policy or ReaderPolicy()
     best = ranked[:1]
-    read = ReadSentences(kind, best, reader.read(question, reader_pairs(best, passages)), missing)
+    read = ReadSentences(best, reader.read(question.text, reader_pairs(best, passages)), missing)
     answer = with_reader_span(rules, read, policy)
     if not evidence:
         return answer
@@ -170,25 +166,22 @@ def answer_with_reader_span(
 class ReadSentences:
     """The reader's view of a question's best sentences (see `read_sentences`)."""
 
-    kind: Asked
     ranked: list[Candidate]  # best by the rules first
     readings: list[Reading]  # one per ranked sentence
     missing: set[str]  # the question's names that no passage mentions
 
 
 def read_sentences(
-    question: str,
-    query: str,
+    question: Question,
     passages: Sequence[Passage],
     idf: Idf,
     reader: Reads,
     candidates: int = READER_CANDIDATES,
 ) -> ReadSentences:
     """Rank the sentences by the rules and have the reader read the best `candidates`."""
-    kind = answer_types.asked(question)
-    ranked = score_sentences(question, passages, idf, kind, query)[:candidates]
-    readings = reader.read(question, reader_pairs(ranked, passages))
-    return ReadSentences(kind, ranked, readings, missing_terms(question, passages))
+    ranked = score_sentences(question, passages, idf)[:candidates]
+    readings = reader.read(question.text, reader_pairs(ranked, passages))
+    return ReadSentences(ranked, readings, missing_terms(question, passages))
 
 
 def with_reader_span(answer: Answer, read: ReadSentences, policy: ReaderPolicy) -> Answer:
@@ -229,32 +222,71 @@ def compose(
     short: str | None,
 ) -> Answer:
     """The answer made of the `chosen` sentences, each quoted verbatim and cited."""
-    citations, parts = [], []
-    quoted: list[tuple[int, int, int]] = []  # (passage, start, end) already cited
+    quoted: list[Quoted] = []
     for cand in chosen:
         p = passages[cand.passage]
-        if any(i == cand.passage and a <= cand.start and cand.end <= b for i, a, b in quoted):
+        if any(
+            q.passage == cand.passage and q.start <= cand.start and cand.end <= q.end
+            for q in quoted
+        ):
             continue  # the sentence an earlier quote went back to
         start = _antecedent_start(cand, p)
-        if any(i == cand.passage and a < cand.end and start < b for i, a, b in quoted):
+        if any(q.passage == cand.passage and q.start < cand.end and start < q.end for q in quoted):
             start = cand.start  # the sentence before is quoted already
-        quoted.append((cand.passage, start, cand.end))
         text = p.text[start - p.start : cand.end - p.start]
-        n = len(citations) + 1
-        citations.append(
-            Citation(
-                n=n,
-                doc_id=p.doc_id,
-                title=p.title,
-                date=p.date,
-                source=p.source,
-                quote=text,
+        quoted.append(
+            Quoted(
+                said=text,
+                passage=cand.passage,
                 start=start,
                 end=cand.end,
+                quote=text,
                 score=round(cand.score, 4),
             )
         )
-        parts.append(f"{text} [{n}]")
+    return cited(query, passages, quoted, short)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Quoted:
+    """One sentence of an answer and the quote that backs it: `passages[passage]`'s document
+    text at `start:end` (offsets into the document)."""
+
+    said: str  # the sentence as the answer says it (the quote itself, or a generated claim)
+    passage: int  # index into the passages
+    start: int
+    end: int
+    quote: str
+    score: float
+
+
+def cited(
+    query: str, passages: Sequence[Passage], quoted: Sequence[Quoted], short: str | None
+) -> Answer:
+    """The answer made of the `quoted` sentences, each followed by the number of its quote; the
+    quotes are cited in the order of first use, one citation per quote."""
+    numbers: dict[tuple[str, int, int], int] = {}
+    citations: list[Citation] = []
+    parts: list[str] = []
+    for q in quoted:
+        p = passages[q.passage]
+        key = (p.doc_id, q.start, q.end)
+        if key not in numbers:
+            numbers[key] = len(numbers) + 1
+            citations.append(
+                Citation(
+                    n=numbers[key],
+                    doc_id=p.doc_id,
+                    title=p.title,
+                    date=p.date,
+                    source=p.source,
+                    quote=q.quote,
+                    start=q.start,
+                    end=q.end,
+                    score=q.score,
+                )
+            )
+        parts.append(f"{q.said} [{numbers[key]}]")
     return Answer(
         answer=" ".join(parts),
         short_answer=short,
@@ -277,12 +309,10 @@ def _antecedent_start(cand: Candidate, passage: Passage) -> int:
     return passage.start + before[-1] if before else cand.start
 
 
-def abstain(
-    question: str, query: str, passages: Sequence[Passage], why: str | None = None
-) -> Answer:
+def abstain(question: Question, passages: Sequence[Passage], why: str | None = None) -> Answer:
     """An honest "not in the sources", with the closest passages as related reading; `why`
     (from `why_unsupported`) tells the user what was looked for and not found."""
-    topic = question.strip().rstrip("?").strip()
+    topic = question.text.strip().rstrip("?").strip()
     text = f"The sources don't say. Nothing in the indexed documents answers “{topic}”"
     text += f": {why}." if why else "."
     if passages:
@@ -291,7 +321,7 @@ def abstain(
         answer=text,
         short_answer=None,
         abstained=True,
-        query=query,
+        query=question.query,
         citations=[],
         passages=list(passages),
         tier=confidence.NOT_IN_SOURCES,
@@ -313,13 +343,13 @@ _LOOKED_FOR = {
 
 
 def why_unsupported(
-    question: str,
-    kind: Asked,
+    question: Question,
     candidates: Sequence[Candidate],
     min_coverage: float,
     missing: set[str],
 ) -> str | None:
     """What the passages lack, in words a user can act on, for an abstention."""
+    kind = question.asked
     if missing:
         return "the passages never mention " + _quoted(_as_written(question, missing))
     covering = [c for c in candidates if c.coverage >= min_coverage]
@@ -337,9 +367,10 @@ def why_unsupported(
     return None
 
 
-def _as_written(question: str, words: set[str]) -> list[str]:
-    """`words` (lower-cased by `must_match`) as the question spells them, in its order."""
-    found = [w for w in dict.fromkeys(lexical.names(question)) if w.lower() in words]
+def _as_written(question: Question, words: set[str]) -> list[str]:
+    """`words` (lower-cased, of `Question.must_match`) as the question spells them, in its
+    order."""
+    found = [w for w in dict.fromkeys(question.names) if w.lower() in words]
     return found or sorted(words)
 
 
@@ -356,25 +387,15 @@ def supported(best: Candidate, kind: Asked, min_coverage: float) -> bool:
     return kind.kind == OTHER or best.typed
 
 
-def must_match(question: str) -> set[str]:
-    """Words a supporting passage must contain: the question's names, acronyms and numbers.
-
-    People paraphrase verbs and nouns, but rarely a name or a figure; when "PCP", "Rhine" or
-    "2020" is nowhere in the passages, the sources are about something else. Only the asking
-    part counts: a preamble of context before the question ("A senior American diplomat in
-    Islamabad said ... Who is America's Charge d'Affaires in Pakistan?") is the asker's, and the
-    sources need not repeat it.
-    """
-    return {word.lower() for word in lexical.names(answer_types.asking_part(question))}
+def missing_terms(question: Question, passages: Sequence[Passage]) -> set[str]:
+    """The question's names and numbers (`Question.must_match`) that appear in none of the
+    passages."""
+    text = " ".join(p.title + " " + p.text for p in passages)
+    return unmentioned(question.must_match, text)
 
 
-def missing_terms(question: str, passages: Sequence[Passage]) -> set[str]:
-    """The question's names and numbers that appear in none of the passages."""
-    return unmentioned(must_match(question), " ".join(p.title + " " + p.text for p in passages))
-
-
-def unmentioned(names: set[str], text: str) -> set[str]:
-    """Those of `names` (from `must_match`) that `text` does not mention."""
+def unmentioned(names: AbstractSet[str], text: str) -> set[str]:
+    """Those of `names` (of `Question.must_match`) that `text` does not mention."""
     if not names:
         return set()
     words = lexical.words(text)
@@ -398,13 +419,7 @@ def _mentioned(word: str, found: set[str], initials: str) -> bool:
     return 2 <= len(word) <= 5 and word in initials
 
 
-def score_sentences(
-    question: str,
-    passages: Sequence[Passage],
-    idf: Idf,
-    kind: Asked | None = None,
-    query: str | None = None,
-) -> list[Candidate]:
+def score_sentences(question: Question, passages: Sequence[Passage], idf: Idf) -> list[Candidate]:
     """Every sentence of the passages, best first.
 
     A question term found in the sentence counts fully; one found only elsewhere in the same
@@ -413,15 +428,15 @@ def score_sentences(
     rare names and figures nearby (`NAMES_BEFORE`/`NAMES_AFTER` sentences, or the title) come
     first.
     """
-    kind = kind or answer_types.asked(question)
-    weights = {t: idf(t) for t in dict.fromkeys(lexical.lemma_terms(question)) if t not in _FILLER}
-    for t in lexical.lemma_terms(query or ""):
+    kind = question.asked
+    weights = {t: idf(t) for t in dict.fromkeys(question.lemma_terms) if t not in _FILLER}
+    for t in question.query_lemma_terms:
         if t not in weights and t not in _FILLER:
             weights[t] = 0.5 * idf(t)
     total = sum(weights.values()) or 1.0
-    q_words = set(lexical.words(question))
+    q_words = set(question.words)
     candidates = []
-    names = {n for n in must_match(question) if _name_idf(n, idf) >= NAME_IDF}
+    names = {n for n in question.must_match if _name_idf(n, idf) >= NAME_IDF}
     for i, p in enumerate(passages):
         around = set(lexical.lemma_terms(p.title + " " + p.text))
         context = sum(w for t, w in weights.items() if t in around)
@@ -455,18 +470,18 @@ def score_sentences(
     return candidates
 
 
-def short_answer(question: str, sentence: str, kind: Asked) -> str | None:
+def short_answer(question: Question, sentence: str) -> str | None:
     """The span of `sentence` that answers a short-fact question, if one stands out.
 
     Among the spans of the asked-for kind that the question does not already contain, the one
     nearest to the question's words wins: in "$2 billion ... 6,000 jobs in the US and 7,500
     jobs in Balochistan", "how many jobs in Balochistan" picks 7,500.
     """
-    q_words = set(lexical.words(question))
-    q_terms = set(lexical.lemma_terms(question)) - _FILLER
+    q_words = set(question.words)
+    q_terms = set(question.lemma_terms) - _FILLER
     spans = [
         (a, b)
-        for a, b in answer_types.spans(sentence, kind)
+        for a, b in answer_types.spans(sentence, question.asked)
         if not set(lexical.words(sentence[a:b])) <= q_words
     ]
     if not spans:

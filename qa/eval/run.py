@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.answering import extractive as answering
+from qa.answering.reader import Reads
 from qa.errors import QAError
 from qa.eval.metrics import Scorer, first_hit, is_right, outcome
 from qa.eval.report import run_info
@@ -32,6 +33,7 @@ from qa.eval.summary import (
     SWEEP,
     summarize,
 )
+from qa.language.question import Question
 from qa.llm.verify import Check
 from qa.records import Answer, Passage
 from qa.retrieval import followups as chat
@@ -90,19 +92,20 @@ def evaluate_question(
         "answers_by_retriever": {},
         "top_passages": [_passage_brief(p) for p in result.passages[:3]],
     }
+    asked = Question.read(q.question, result.query)
     if not llm:
         record["calibration"] = {
             f"{t:.2f}": {
-                k: scorer.answer(
-                    q, answering.answer(q.question, result.query, result.passages, idf, t)
-                )[k]
+                k: scorer.answer(q, answering.answer(asked, result.passages, idf, t))[k]
                 for k in ("abstained", "fact_hit")
             }
             for t in SWEEP
         }
         if engine.reader is not None:
-            record.update(_reader_rows(engine, engine.reader, idf, scorer, q, result))
+            read = _reader_rows(engine.reader, engine.min_coverage, idf, scorer, q, asked, result)
+            record.update(read)
     query = chat.rewrite(q.question, q.messages())
+    searched = Question.read(q.question, query)
     qvec = engine.embedder.embed_query(query)
     for name, weight in RETRIEVERS.items():
         rows = retrieval.score_chunks(snap, engine.embedder, query, None, weight, qvec)
@@ -111,7 +114,7 @@ def evaluate_question(
         if name == PIPELINE and not llm:
             continue
         passages = retrieval.merge_passages(snap, rows, top_k)
-        other = scorer.answer(q, answering.answer(q.question, query, passages, idf))
+        other = scorer.answer(q, answering.answer(searched, passages, idf))
         record["answers_by_retriever"][EXTRACTIVE if name == PIPELINE else name] = _brief(other)
     if llm:
         record["llm"] = _llm_record(result, checks)
@@ -132,20 +135,21 @@ def _ranks(q: EvalQuestion, ranked: list[Passage]) -> dict[str, int | None]:
 
 
 def _reader_rows(
-    engine: Engine,
     reader: Reads,
+    min_coverage: float,
     idf: answering.Idf,
     scorer: Scorer,
     q: EvalQuestion,
+    asked: Question,
     result: Answer,
 ) -> dict[str, Any]:
     """With the reader on: the same passages answered by the rules alone, and by the rules with
     the reader's short answer and no confidence (the answer step before calibrated confidence,
     `Engine(confidence_mode="off")`)."""
-    args = (q.question, result.query, result.passages, idf)
-    rules = answering.answer(*args, engine.min_coverage)
+    args = (asked, result.passages, idf)
+    rules = answering.answer(*args, min_coverage)
     with_span = answering.answer_with_reader_span(
-        *args, reader, min_coverage=engine.min_coverage, evidence=False
+        *args, reader, min_coverage=min_coverage, evidence=False
     )
     return {
         "answers_by_retriever": {

@@ -148,12 +148,17 @@ def wh_phrase(question: str, lower: bool = True) -> str:
     """The question from its asking word on, in lower case: in "When many are arrested, what is
     a common tactic?" that is "what is a common tactic?", and in "Which measure applies when
     ...?" it is the whole question, since "when" there opens a subordinate clause."""
-    q = asking_part(question).replace("’", "'")
-    clauses = [c for c in re.split(r"[,;:]", q) if _WH.search(c.lower())]
-    if not clauses:
+    return _wh_phrase_in(asking_part(question), lower)
+
+
+def _wh_phrase_in(asking: str, lower: bool = True) -> str:
+    """`wh_phrase` of a question's asking part."""
+    q = asking.replace("’", "'")
+    found = [(c, m) for c in re.split(r"[,;:]", q) if (m := _WH.search(c.lower()))]
+    if not found:
         return ""
-    clause = clauses[-1]
-    phrase = clause[_WH.search(clause.lower()).start() :].strip()
+    clause, wh = found[-1]
+    phrase = clause[wh.start() :].strip()
     return phrase.lower() if lower else phrase
 
 
@@ -194,7 +199,12 @@ _PHRASE_END = (
 
 def asked(question: str) -> Asked:
     """Type a question (see `Asked`)."""
-    cased = wh_phrase(question, lower=False).rstrip("?!. ")
+    return asked_in(asking_part(question))
+
+
+def asked_in(asking: str) -> Asked:
+    """Type a question by its asking part (`asking_part`; see `Asked`)."""
+    cased = _wh_phrase_in(asking, lower=False).rstrip("?!. ")
     phrase = cased.lower()
     kind = _kind(phrase)
     counted: tuple[str, ...] = ()

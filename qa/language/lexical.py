@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import Stemmer
 
 _WORD = re.compile(r"\w+(?:[.'’]\w+)*", re.UNICODE)
 
@@ -50,7 +54,7 @@ IRREGULAR = dict(
 
 
 @lru_cache(maxsize=1)
-def _stemmer():
+def _stemmer() -> Stemmer.Stemmer:
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -100,9 +104,9 @@ NAME_RUN = re.compile(
 CAPITALISED_RUN = re.compile(r"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*")
 _NAME_WORD = re.compile(r"[\w’'.-]+")
 # Any capitalised run of word characters, inside compounds too ("then-ABC", "mtDNA",
-# "d’Affaires"): what a generated claim must not get wrong
-# (`qa.llm.verify.key_tokens`). A question's
-# names (`names`) are whole words: "al-Qaeda" is no name there, and must_match stays as measured.
+# "d’Affaires"): what a generated claim must not get wrong (`qa.llm.verify.key_tokens`).
+# A question's names (`names`) are whole words: "al-Qaeda" is no name there, and
+# `Question.must_match` stays as measured.
 CAPITALISED = re.compile(r"[A-Z][\w’'.&-]*")
 _POSSESSIVE = re.compile(r"['’]s$", re.I)
 _LEADING_WORD = re.compile(r"[\w’']+\s+")

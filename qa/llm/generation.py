@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from qa.answering import extractive as answering
 from qa.config import LLM_MAX_PROMPT_TOKENS
 from qa.encoders.embedding import Embedder
-from qa.language import answer_types
+from qa.language.question import Question
 from qa.llm.client import Generator, LLMError, reply_pieces, reply_text
 from qa.llm.prompt import build_prompt
 from qa.llm.verify import Check, split_claims, verify
-from qa.records import Answer, Citation, Final, Message, Passage, Token
+from qa.records import Answer, Final, Message, Passage, Token
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ ON_ALL_REMOVED = ("abstain", "extractive")
 
 
 def answer_with_llm(
-    question: str,
-    query: str,
+    question: Question,
     passages: Sequence[Passage],
     idf: answering.Idf,
     generator: Generator,
@@ -50,7 +49,6 @@ def answer_with_llm(
     """
     events = stream_answer_with_llm(
         question,
-        query,
         passages,
         idf,
         Whole(generator),
@@ -60,6 +58,11 @@ def answer_with_llm(
         on_all_removed=on_all_removed,
         on_checks=on_checks,
     )
+    return final_answer(events)
+
+
+def final_answer(events: Iterable[Token | Final]) -> Answer:
+    """The answer of a stream of events: its `Final` one (the tokens before it are dropped)."""
     return next(e.answer for e in events if isinstance(e, Final))
 
 
@@ -75,8 +78,7 @@ class Whole(Generator):
 
 
 def stream_answer_with_llm(
-    question: str,
-    query: str,
+    question: Question,
     passages: Sequence[Passage],
     idf: answering.Idf,
     generator: Generator,
@@ -89,7 +91,7 @@ def stream_answer_with_llm(
     """`Token` events as the model writes, then one `Final` with the verified answer."""
     if on_all_removed not in ON_ALL_REMOVED:
         raise ValueError(f"on_all_removed must be one of {ON_ALL_REMOVED}")
-    extractive = answering.answer(question, query, passages, idf, min_coverage)
+    extractive = answering.answer(question, passages, idf, min_coverage)
     if extractive.abstained:
         not_asked = (
             "The model was not asked: the passages don't cover the question (support check)."
@@ -113,7 +115,7 @@ def stream_answer_with_llm(
         if not claims:
             raise LLMError(f"the model's reply holds no sentence: {reply[:80]!r}")
         if all(c.refusal for c in claims):
-            result = answering.abstain(question, query, passages)
+            result = answering.abstain(question, passages)
             refused = f"{generator.name} found no answer in the sources."
             result = replace(result, mode="llm", notes=[*result.notes, refused])
         else:
@@ -121,10 +123,10 @@ def stream_answer_with_llm(
             checks = verify(claims, prompt.sources, passages, embedder)
             if on_checks:
                 on_checks(checks)
-            result = _compose(question, query, passages, checks, generator.name)
+            result = _compose(question, passages, checks, generator.name)
             kept = [c for c in checks if c.supported]
-            if kept and not _on_question(question, query, passages, idf, kept, min_coverage):
-                result = _off_question(question, query, passages, result)
+            if kept and not _on_question(question, passages, idf, kept, min_coverage):
+                result = _off_question(question, passages, result)
             if result.abstained and on_all_removed == "extractive":
                 result = replace(
                     extractive,
@@ -143,8 +145,7 @@ def stream_answer_with_llm(
 
 
 def _on_question(
-    question: str,
-    query: str,
+    question: Question,
     passages: Sequence[Passage],
     idf: answering.Idf,
     kept: Sequence[Check],
@@ -153,27 +154,27 @@ def _on_question(
     """Whether a kept quote would pass the extractive support check on its own: it covers the
     question's key terms and holds the kind of answer asked for. A true sentence about
     something else is no answer (a small model often copies an unrelated source sentence)."""
-    kind = answer_types.asked(question)
     threshold = answering.MIN_COVERAGE if min_coverage is None else min_coverage
-    for cand in answering.score_sentences(question, passages, idf, kind, query):
+    for cand in answering.score_sentences(question, passages, idf):
         inside = any(
             k.passage == cand.passage and k.start <= cand.start and cand.end <= k.end for k in kept
         )
-        if inside and answering.supported(cand, kind, threshold):
+        if inside and answering.supported(cand, question.asked, threshold):
             return True
     return False
 
 
-def _off_question(
-    question: str, query: str, passages: Sequence[Passage], verified: Answer
+def _off_question(question: Question, passages: Sequence[Passage], verified: Answer) -> Answer:
+    off = f"The model's verified sentences don't answer the question: “{_clip(verified.answer)}”."
+    return _abstained(question, passages, [*verified.notes, off], verified.removed_sentences)
+
+
+def _abstained(
+    question: Question, passages: Sequence[Passage], notes: list[str], removed: int = 0
 ) -> Answer:
-    why = f"The model's verified sentences don't answer the question: “{_clip(verified.answer)}”."
-    return replace(
-        answering.abstain(question, query, passages),
-        mode="llm",
-        removed_sentences=verified.removed_sentences,
-        notes=[*verified.notes, why],
-    )
+    """The model's abstention (or what verification left of its answer: nothing), with notes."""
+    result = answering.abstain(question, passages)
+    return replace(result, mode="llm", notes=notes, removed_sentences=removed)
 
 
 def _fallback(extractive: Answer, why: str) -> Answer:
@@ -183,8 +184,7 @@ def _fallback(extractive: Answer, why: str) -> Answer:
 
 
 def _compose(
-    question: str,
-    query: str,
+    question: Question,
     passages: Sequence[Passage],
     checks: Sequence[Check],
     model: str,
@@ -200,47 +200,21 @@ def _compose(
             f"supports them: {shown}."
         )
     if not kept:
-        return replace(
-            answering.abstain(question, query, passages),
-            mode="llm",
-            notes=notes,
-            removed_sentences=len(removed),
+        return _abstained(question, passages, notes, len(removed))
+    quoted = [
+        answering.Quoted(
+            said=c.claim.text,
+            passage=c.passage,
+            start=c.start,
+            end=c.end,
+            quote=c.quote,
+            score=c.score,
         )
-    numbers: dict[tuple[str, int, int], int] = {}
-    citations: list[Citation] = []
-    parts: list[str] = []
-    for check in kept:
-        p = passages[check.passage]
-        key = (p.doc_id, check.start, check.end)
-        if key not in numbers:
-            numbers[key] = len(numbers) + 1
-            citations.append(
-                Citation(
-                    n=numbers[key],
-                    doc_id=p.doc_id,
-                    title=p.title,
-                    date=p.date,
-                    source=p.source,
-                    quote=check.quote,
-                    start=check.start,
-                    end=check.end,
-                    score=check.score,
-                )
-            )
-        parts.append(f"{check.claim.text} [{numbers[key]}]")
-    kind = answer_types.asked(question)
-    short = answering.short_answer(question, " ".join(c.claim.text for c in kept), kind)
-    return Answer(
-        answer=" ".join(parts),
-        short_answer=short,
-        abstained=False,
-        query=query,
-        citations=citations,
-        passages=list(passages),
-        mode="llm",
-        notes=notes,
-        removed_sentences=len(removed),
-    )
+        for c in kept
+    ]
+    short = answering.short_answer(question, " ".join(c.claim.text for c in kept))
+    result = answering.cited(question.query, passages, quoted, short)
+    return replace(result, mode="llm", notes=notes, removed_sentences=len(removed))
 
 
 def _clip(text: str, limit: int = 120) -> str:

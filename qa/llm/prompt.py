@@ -16,10 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.config import LLM_MAX_PROMPT_TOKENS
+from qa.language.question import Question
 from qa.records import Message, Passage
 from qa.sources.chunking import split_sentences
+
+if TYPE_CHECKING:
+    import tiktoken
 
 # sha1 of "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
 # the name tiktoken looks for in its cache folder.
@@ -83,7 +88,7 @@ def offline_tiktoken_cache(cache_dir: Path | None = None) -> Path:
 
 
 @lru_cache(maxsize=1)
-def encoding():
+def encoding() -> tiktoken.Encoding:
     """tiktoken's cl100k_base, loaded from the bundled file."""
     offline_tiktoken_cache()
     import tiktoken
@@ -116,14 +121,15 @@ class Prompt:
 
 
 def build_prompt(
-    question: str, passages: Sequence[Passage], max_tokens: int = LLM_MAX_PROMPT_TOKENS
+    question: Question, passages: Sequence[Passage], max_tokens: int = LLM_MAX_PROMPT_TOKENS
 ) -> Prompt:
-    """Number the passages, best first, and keep as many as fit in `max_tokens`.
+    """Number the passages, best first, and keep as many as fit in `max_tokens`; the question
+    is asked as it was typed (`question.text`).
 
     A passage that does not fit whole is cut after its last sentence that does, and no passage
     follows it. A prompt with no source at all has `sources == []`.
     """
-    _, empty_tokens = _prompt([], question)
+    _, empty_tokens = _prompt([], question.text)
     budget = max_tokens - empty_tokens
     sources: list[Source] = []
     for i, p in enumerate(passages):
@@ -140,7 +146,7 @@ def build_prompt(
         break
     # Token counts of joined texts can differ from the sum of the parts by a token or two.
     while True:
-        messages, tokens = _prompt([_shown(s, passages) for s in sources], question)
+        messages, tokens = _prompt([_shown(s, passages) for s in sources], question.text)
         if tokens <= max_tokens or not sources:
             return Prompt(messages=messages, sources=sources, tokens=tokens)
         sources.pop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
@@ -103,47 +103,55 @@ class SearchRequest(BaseModel):
     filters: FiltersIn | None = None
 
 
-class CitationOut(BaseModel):
+# Where a quote or a passage lies in its source (see `qa.records.Mark`), documented once.
+Page = Annotated[int | None, Field(description=PAGE_DOC)]
+Section = Annotated[str | None, Field(description=SECTION_DOC)]
+Ocr = Annotated[bool, Field(description=OCR_DOC)]
+Source = Annotated[str, Field(description=SOURCE_DOC)]
+
+
+class _Shown(BaseModel):
+    """A record as the service shows it: the same fields, in the same order, with the source
+    path shown as `shown_source` has it."""
+
+    @classmethod
+    def of(cls, record: Citation | Passage) -> Self:
+        return cls(**{**vars(record), "source": shown_source(record.source, record.doc_id)})
+
+
+class CitationOut(_Shown):
     """A verbatim quote: document.text[start:end] == quote."""
 
     n: int
     doc_id: str
     title: str
     date: str | None
-    source: str = Field(description=SOURCE_DOC)
+    source: Source
     quote: str
     start: int
     end: int
     score: float
-    page: int | None = Field(None, description=PAGE_DOC)
-    section: str | None = Field(None, description=SECTION_DOC)
-    ocr: bool = Field(False, description=OCR_DOC)
-
-    @classmethod
-    def of(cls, c: Citation) -> CitationOut:
-        return cls(**{**c.__dict__, "source": shown_source(c.source, c.doc_id)})
+    page: Page = None
+    section: Section = None
+    ocr: Ocr = False
 
 
-class PassageOut(BaseModel):
+class PassageOut(_Shown):
     """A retrieved passage: document.text[start:end] == text."""
 
     doc_id: str
     title: str
     date: str | None
-    source: str = Field(description=SOURCE_DOC)
+    source: Source
     start: int
     end: int
     text: str
     score: float
     dense_score: float
     lexical_score: float
-    page: int | None = Field(None, description=PAGE_DOC)
-    section: str | None = Field(None, description=SECTION_DOC)
-    ocr: bool = Field(False, description=OCR_DOC)
-
-    @classmethod
-    def of(cls, p: Passage) -> PassageOut:
-        return cls(**{**p.__dict__, "source": shown_source(p.source, p.doc_id)})
+    page: Page = None
+    section: Section = None
+    ocr: Ocr = False
 
 
 class AskResponse(BaseModel):
