@@ -71,7 +71,7 @@ def _use_store(store: str | None, milvus_uri: str | None, collection: str | None
 
 
 def _index_dir(index: Path | None) -> Path:
-    return index or get_settings().index_dir
+    return index or get_settings().store.index_dir
 
 
 def _fail(exc: Exception, code: int = 1) -> typer.Exit:
@@ -127,10 +127,10 @@ def index(
             paths,
             target,
             embedder,
-            ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_sentences),
+            ChunkingParams(settings.sources.chunk_tokens, settings.sources.chunk_overlap_sentences),
             prune=prune,
-            batch_size=settings.embed_batch_size,
-            max_file_bytes=int(settings.max_file_mb * 1e6),
+            batch_size=settings.encoders.embed_batch_size,
+            max_file_bytes=int(settings.sources.max_file_mb * 1e6),
             progress=is_terminal(),
         )
     except QAError as exc:
@@ -174,7 +174,7 @@ def _backends(manifest: dict) -> str:
     built = index_runtime(manifest)
     return (
         f"built with {built['backend']} (mean cosine {float(built['agreement']):.4f} with torch); "
-        f"QA_EMBED_BACKEND={get_settings().embed_backend}: {default_embedder().backend}"
+        f"QA_EMBED_BACKEND={get_settings().encoders.embed_backend}: {default_embedder().backend}"
     )
 
 
@@ -496,8 +496,8 @@ def serve(
     _use_store(store, milvus_uri, collection)
     settings = get_settings()
     if index is not None:
-        settings = settings.model_copy(update={"index_dir": index})
-    if not settings.api_key and host not in ("127.0.0.1", "localhost", "::1"):
+        settings = settings.replace(index_dir=index)
+    if not settings.serving.api_key and host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(
             f"warning: listening on {host} without QA_API_KEY; anyone who can reach it "
             "can read, add and delete documents",
@@ -792,7 +792,7 @@ def bench_serve(
             url,
             clients,
             seconds,
-            api_key=get_settings().api_key,
+            api_key=get_settings().serving.api_key,
             baseline=baseline,
         )
     except (QAError, RuntimeError) as exc:
