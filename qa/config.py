@@ -290,7 +290,7 @@ class Settings(BaseModel):
 
     def __init__(self, _env_file: Path | str | None | EllipsisType = ..., **given: Any) -> None:
         env_file = ENV_FILE if _env_file is ... else _env_file
-        routes = {name: (group, field) for group, field, name, _ in setting_fields()}
+        routes = _routes()
         _refuse_removed({f"QA_{k}".upper() for k in given})
         unknown = sorted(set(given) - routes.keys())
         if unknown:
@@ -319,7 +319,7 @@ class Settings(BaseModel):
     def replace(self, **changes: Any) -> Settings:
         """A copy with the settings named (as in `Settings(...)`) changed, unvalidated, like
         `model_copy(update=...)` on the flat settings."""
-        routes = {name: (group, field) for group, field, name, _ in setting_fields()}
+        routes = _routes()
         unknown = sorted(set(changes) - routes.keys())
         if unknown:
             raise TypeError(f"unknown setting {unknown[0]!r}")
@@ -341,6 +341,11 @@ def setting_fields() -> Iterator[tuple[str, str, str, FieldInfo]]:
     for group, cls in Settings.groups.items():
         for field, info in cls.model_fields.items():
             yield group, field, cls.env_name(field).removeprefix("QA_").lower(), info
+
+
+def _routes() -> dict[str, tuple[str, str]]:
+    """Each setting's keyword name (`llm_url`) to its group and field (`llm`, `url`)."""
+    return {name: (group, field) for group, field, name, _ in setting_fields()}
 
 
 @lru_cache
