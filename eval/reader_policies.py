@@ -40,7 +40,7 @@ def dump(set_dir: Path, index: Path, models: list[Path], out: Path) -> None:
     from qa.language.question import Question
 
     engine = Engine(index)
-    cache = get_settings().model_cache_dir
+    cache = get_settings().encoders.model_cache_dir
     readers = {m.name: Reader(m, onnx_cache=cache) for m in models}
     idf = answering.Idf(engine.snapshot())
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -56,14 +56,16 @@ class Engine:
         self.settings = settings or get_settings()
         self.store: IndexStore = open_store(index_dir, self.settings)
         # The folder of the index, or of its uploads when the index lives elsewhere.
-        self.index_dir = Path(getattr(self.store, "index_dir", self.settings.index_dir))
+        self.index_dir = Path(getattr(self.store, "index_dir", self.settings.store.index_dir))
         self.embedder = embedder or default_embedder()
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
         self.generator = generator or llm.generator_from_settings(self.settings)
         self._owns_generator = generator is None
         # The trained reader: the short answer and the confidence's evidence (QA_READER=short);
         # QA_READER=off: the rules alone.
-        self.reader = None if self.settings.reader == "off" else reader or default_reader()
+        self.reader = (
+            None if self.settings.answering.reader == "off" else reader or default_reader()
+        )
         # How sure an answer is, from the reader's and the rules' evidence
         # (qa/answering/confidence.py);
         # "evidence": the evidence, unrated (what `qa train calibrator` collects); "off": neither
@@ -101,7 +103,7 @@ class Engine:
     @property
     def min_coverage(self) -> float:
         """The abstention threshold: QA_MIN_COVERAGE, or the one calibrated on the dev sets."""
-        given = self.settings.min_coverage
+        given = self.settings.answering.min_coverage
         return answering.MIN_COVERAGE if given is None else given
 
     def _idf_for(self, snap: IndexView) -> answering.Idf:
@@ -181,7 +183,7 @@ class Engine:
             idf,
             r.generator if streaming else generation.Whole(r.generator),
             self.embedder,
-            max_prompt_tokens=self.settings.llm_max_prompt_tokens,
+            max_prompt_tokens=self.settings.llm.max_prompt_tokens,
             min_coverage=self.min_coverage,
             on_checks=on_checks,
         )
@@ -278,7 +280,7 @@ class Engine:
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
             raise InvalidInput("the question is empty; type a question about your documents")
-        limit = self.settings.max_question_chars
+        limit = self.settings.retrieval.max_question_chars
         if len(question) > limit:
             raise InvalidInput(
                 f"the question is {len(question)} characters long; the limit is {limit}"
@@ -286,7 +288,7 @@ class Engine:
         return question.strip()
 
     def _check_top_k(self, top_k: int | None) -> int:
-        top_k = self.settings.top_k if top_k is None else top_k
+        top_k = self.settings.retrieval.top_k if top_k is None else top_k
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k}")
         return top_k

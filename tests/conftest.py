@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.config import Settings, get_settings
+from qa.config import get_settings
 from qa.encoders.embedding import Embedder, default_embedder
 from qa.eval.sets import load_set
 
@@ -76,7 +76,7 @@ def _no_developer_settings(request: pytest.FixtureRequest) -> Iterator[None]:
             mp.delenv(name)
         if request.config.getoption("--cpu") != "host":
             mp.setenv("QA_CPU", request.config.getoption("--cpu"))
-        mp.setitem(Settings.model_config, "env_file", None)
+        mp.setattr("qa.config.ENV_FILE", None)
         get_settings.cache_clear()
         yield
     get_settings.cache_clear()

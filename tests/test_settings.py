@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from qa.cli import app
-from qa.config import Settings, get_settings
+from qa.config import Settings, get_settings, setting_fields
 from qa.llm.prompt import count_tokens
 from qa.serving.app import create_app
 from tests.conftest import ROOT, FakeEmbedder
@@ -51,18 +51,109 @@ def ask_json(*args: str) -> dict:
     return json.loads(out)
 
 
-def test_the_readme_table_lists_every_setting_with_its_default():
+def test_the_readme_tables_list_every_setting_of_every_group_with_its_default():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `(QA_\w+)` \| (.+?) \|", section, flags=re.M)
-    fields = Settings.model_fields
-    assert [name for name, _ in rows] == [f"QA_{f.upper()}" for f in fields]
-    for name, shown in rows:
-        default = fields[name[3:].lower()].get_default(call_default_factory=True)
-        if default is None:
-            assert shown.startswith("unset"), name
-        else:
-            assert shown.strip("`") == str(default), name
+    tables = re.findall(r"^### (.+)\n\n((?:\|.*\n)+)", section, flags=re.M)
+    assert [title for title, _ in tables] == [g.title for g in Settings.groups.values()]
+    for (_, table), group in zip(tables, Settings.groups.values(), strict=True):
+        rows = re.findall(r"^\| `(QA_\w+)` \| (.+?) \|", table, flags=re.M)
+        assert [name for name, _ in rows] == [group.env_name(f) for f in group.model_fields]
+        for (name, shown), field in zip(rows, group.model_fields.values(), strict=True):
+            default = field.get_default(call_default_factory=True)
+            if default is None:
+                assert shown.startswith("unset"), name
+            else:
+                assert shown.strip("`") == str(default), name
+
+
+# A value for every setting that differs from its default and passes its checks.
+NOT_DEFAULT = {
+    "QA_CHUNK_TOKENS": ("100", 100),
+    "QA_CHUNK_OVERLAP_SENTENCES": ("2", 2),
+    "QA_MAX_FILE_MB": ("7.5", 7.5),
+    "QA_EMBED_BATCH_SIZE": ("8", 8),
+    "QA_EMBED_BACKEND": ("onnx-int8", "onnx-int8"),
+    "QA_CPU": ("avx2", "avx2"),
+    "QA_MODEL_CACHE_DIR": ("/tmp/qa-models", Path("/tmp/qa-models")),
+    "QA_INDEX_DIR": ("ix/other", Path("ix/other")),
+    "QA_VECTOR_INDEX": ("hnsw", "hnsw"),
+    "QA_STORE": ("milvus", "milvus"),
+    "QA_MILVUS_URI": ("http://milvus:19530", "http://milvus:19530"),
+    "QA_MILVUS_COLLECTION": ("docs", "docs"),
+    "QA_TOP_K": ("7", 7),
+    "QA_MAX_QUESTION_CHARS": ("300", 300),
+    "QA_MIN_COVERAGE": ("0.5", 0.5),
+    "QA_READER": ("off", "off"),
+    "QA_READER_MODEL": ("models/other", Path("models/other")),
+    "QA_LLM_URL": ("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
+    "QA_LLM_MODEL": ("m2", "m2"),
+    "QA_LLM_API_KEY": ("k2", "k2"),
+    "QA_LLM_TIMEOUT_S": ("9.5", 9.5),
+    "QA_LLM_MAX_PROMPT_TOKENS": ("700", 700),
+    "QA_LLM_MAX_ANSWER_TOKENS": ("40", 40),
+    "QA_API_KEY": ("s3", "s3"),
+    "QA_CORS_ORIGINS": ('["http://ui.example"]', ["http://ui.example"]),
+    "QA_MAX_UPLOAD_MB": ("3", 3.0),
+    "QA_QUERY_BATCH_SIZE": ("4", 4),
+    "QA_QUERY_BATCH_WAIT_MS": ("5", 5.0),
+    "QA_API_URL": ("http://qa.example:8000", "http://qa.example:8000"),
+}
+
+
+def test_every_setting_of_every_group_is_documented_and_read_from_its_variable(
+    tmp_path, monkeypatch
+):
+    """Each group's every field has a description, reads its QA_ variable from the environment
+    and from a .env file, and `Settings(name=...)` sets it by the variable's name."""
+    fields = list(setting_fields())
+    assert {f"QA_{name.upper()}" for *_, name, _ in fields} == NOT_DEFAULT.keys()
+    for _, _, name, info in fields:
+        assert info.description and len(info.description) > 15, name
+    defaults = Settings(_env_file=None)
+    for name, (text, _) in NOT_DEFAULT.items():
+        monkeypatch.setenv(name, text)
+    from_env = Settings(_env_file=None)
+    for name in NOT_DEFAULT:
+        monkeypatch.delenv(name)
+    (tmp_path / ".env").write_text("".join(f"{k}='{v}'\n" for k, (v, _) in NOT_DEFAULT.items()))
+    from_file = Settings(_env_file=tmp_path / ".env")
+    by_name = Settings(_env_file=None, **{k[3:].lower(): v for k, (_, v) in NOT_DEFAULT.items()})
+    for group, field, name, _ in fields:
+        want = NOT_DEFAULT[f"QA_{name.upper()}"][1]
+        assert getattr(getattr(defaults, group), field) != want, name
+        for settings in (from_env, from_file, by_name):
+            assert getattr(getattr(settings, group), field) == want, name
+
+
+def test_groups_name_their_settings_by_stage():
+    s = Settings(_env_file=None, store="milvus", llm_url="http://x/v1", top_k=3, reader=False)
+    assert (s.store.kind, s.llm.url, s.retrieval.top_k, s.answering.reader) == (
+        "milvus",
+        "http://x/v1",
+        3,
+        "off",
+    )
+    changed = s.replace(index_dir=Path("elsewhere"), llm_max_answer_tokens=20)
+    assert changed.store.index_dir == Path("elsewhere") and changed.llm.max_answer_tokens == 20
+    assert s.store.index_dir == Path("index/default") and s.llm.max_answer_tokens == 300
+    with pytest.raises(TypeError, match="unknown setting 'topk'"):
+        Settings(_env_file=None, topk=3)
+    with pytest.raises(TypeError, match="unknown setting 'llm.url'"):
+        s.replace(**{"llm.url": "http://y"})
+
+
+def test_bad_settings_of_several_groups_are_named_in_one_line(setenv):
+    from qa.errors import InvalidInput
+
+    setenv(QA_TOP_K=0, QA_LLM_TIMEOUT_S=-1, QA_STORE="nope")
+    with pytest.raises(InvalidInput) as caught:
+        get_settings()
+    assert str(caught.value) == (
+        "bad setting: QA_STORE='nope': Input should be 'folder' or 'milvus'; "
+        "QA_TOP_K='0': Input should be greater than or equal to 1; "
+        "QA_LLM_TIMEOUT_S='-1': Input should be greater than 0 (fix or unset it)"
+    )
 
 
 # Indexing: `qa index`, with a fake model that records its batches (the model is not the point).
@@ -226,7 +317,7 @@ def test_removed_settings_are_refused_from_a_dotenv_file_and_the_environment(tmp
     with pytest.raises(RemovedSetting, match="QA_RERANK was removed"):
         Settings(_env_file=tmp_path / ".env")
     (tmp_path / ".env").write_text("QA_TOP_K=3\n")
-    assert Settings(_env_file=tmp_path / ".env").top_k == 3
+    assert Settings(_env_file=tmp_path / ".env").retrieval.top_k == 3
     monkeypatch.setenv("qa_reader_veto_prob", "0")  # names are case-insensitive
     with pytest.raises(RemovedSetting, match="QA_READER_VETO_PROB was removed"):
         Settings()
@@ -237,7 +328,7 @@ def test_removed_settings_are_refused_from_a_dotenv_file_and_the_environment(tmp
             Settings()
     for off in ("off", "false", "0", "no"):
         monkeypatch.setenv("QA_READER", off)
-        assert Settings().reader == "off"
+        assert Settings().answering.reader == "off"
     with pytest.raises(RemovedSetting, match="QA_READER=full was removed"):
         Settings(reader="full")
 
@@ -324,6 +415,6 @@ def test_max_upload_mb_refuses_larger_uploads(tmp_path, setenv):
 def test_a_dotenv_in_the_working_folder_is_not_read_by_tests(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("QA_TOP_K=1\nQA_LLM_URL=http://127.0.0.1:9/v1\n")
     monkeypatch.chdir(tmp_path)
-    assert get_settings().top_k == 5 and get_settings().llm_url is None
+    assert get_settings().retrieval.top_k == 5 and get_settings().llm.url is None
     # ... while the feature itself works: a .env is read when one is given
-    assert Settings(_env_file=tmp_path / ".env").top_k == 1
+    assert Settings(_env_file=tmp_path / ".env").retrieval.top_k == 1

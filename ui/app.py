@@ -37,7 +37,7 @@ def settings() -> Settings:
 
 def client() -> Client:
     s = settings()
-    return Client(s.api_url, s.api_key)
+    return Client(s.serving.api_url, s.serving.api_key)
 
 
 @st.cache_resource
@@ -266,7 +266,7 @@ def upload_section(c: Client) -> None:
         "Add documents",
         accept_multiple_files=True,
         key=f"uploader-{st.session_state.uploader_key}",
-        max_upload_size=max(1, int(settings().max_upload_mb)),
+        max_upload_size=max(1, int(settings().serving.max_upload_mb)),
         help=f"{', '.join(SUPPORTED)}; indexed in the background, while you ask. "
         "A file with the same name replaces its document.",
     )
@@ -344,7 +344,7 @@ def documents(api_url: str, api_key: str | None, version: str | None) -> list[di
 def documents_section(c: Client, version: str | None) -> None:
     s = settings()
     try:
-        docs = documents(s.api_url, s.api_key, version)
+        docs = documents(s.serving.api_url, s.serving.api_key, version)
     except ServiceError as exc:
         st.error(exc.message)
         return
@@ -399,7 +399,7 @@ def sidebar() -> tuple[int, str | None]:
         health, problem = index_status(c)
         st.header("Settings", divider="gray")
         top_k = st.slider(
-            "Passages per answer (top_k)", 1, 20, min(settings().top_k, 20), key="top_k"
+            "Passages per answer (top_k)", 1, 20, min(settings().retrieval.top_k, 20), key="top_k"
         )
         if health is not None:
             st.header("Documents", divider="gray")

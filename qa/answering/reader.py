@@ -366,8 +366,11 @@ def default_reader() -> Reader:
 
     settings = get_settings()
     # ONNX Runtime unless PyTorch was asked for (QA_EMBED_BACKEND=torch, the reference)
-    on_torch = settings.embed_backend.startswith("torch")
-    key = (Path(settings.reader_model or MODEL_DIR), None if on_torch else settings.model_cache_dir)
+    on_torch = settings.encoders.embed_backend.startswith("torch")
+    key = (
+        Path(settings.answering.reader_model or MODEL_DIR),
+        None if on_torch else settings.encoders.model_cache_dir,
+    )
     with _shared_lock:
         if key not in _shared:
             _shared[key] = Reader(key[0], onnx_cache=key[1])

@@ -205,7 +205,7 @@ class OnnxEmbedder(Embedder):
             return self.cache_dir
         from qa.config import get_settings
 
-        return get_settings().model_cache_dir
+        return get_settings().encoders.model_cache_dir
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         session = self._load()
@@ -308,7 +308,7 @@ def cpu_flags() -> set[str]:
     of the kind QA_CPU names."""
     from qa.config import get_settings
 
-    pretend = get_settings().cpu
+    pretend = get_settings().encoders.cpu
     if pretend != "host":
         return set(CPU_KINDS[pretend])
     try:
@@ -360,7 +360,7 @@ def default_embedder() -> Embedder:
     """The bundled model on the runtime QA_EMBED_BACKEND names, made once per process."""
     from qa.config import get_settings
 
-    return make_embedder(get_settings().embed_backend)
+    return make_embedder(get_settings().encoders.embed_backend)
 
 
 def model_dir() -> Path:

@@ -52,12 +52,12 @@ def bench_ask(
         name: Engine(
             index_dir,
             embedder=base.embedder,
-            settings=base.settings.model_copy(update={"reader": reader}),
+            settings=base.settings.replace(reader=reader),
             confidence_mode=mode,
         )
         for name, (reader, mode, _) in VARIANTS.items()
     }
-    top_k = top_k or base.settings.top_k
+    top_k = top_k or base.settings.retrieval.top_k
     snap = base.snapshot()
     questions = list(questions)[: n or None]
     for engine in engines.values():

@@ -72,7 +72,7 @@ def bench_index(
 
     corpus = [Path(corpus)] if isinstance(corpus, str | Path) else [Path(p) for p in corpus]
     embedder = embedder or default_embedder()
-    batch_size = batch_size or get_settings().embed_batch_size
+    batch_size = batch_size or get_settings().encoders.embed_batch_size
     params = chunking_params()
     texts, n_docs, n_bytes = embedded_texts(corpus, embedder, params)
     if not texts:

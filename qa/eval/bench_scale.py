@@ -298,7 +298,7 @@ def bench_scale(
     from qa.config import get_settings
 
     settings = get_settings()
-    top_k = top_k or settings.top_k
+    top_k = top_k or settings.retrieval.top_k
     embedder = default_embedder()
     base_dir = default_index_dir(set_dir)
     eval_set = load_set(set_dir)
@@ -320,7 +320,7 @@ def bench_scale(
         ),
     }
     model = encoder_model(embedder)
-    batch = settings.embed_batch_size
+    batch = settings.encoders.embed_batch_size
     model.encode(sample[:batch], batch_size=batch)
     t0 = time.perf_counter()
     model.encode(sample, batch_size=batch, normalize_embeddings=True)

@@ -231,7 +231,7 @@ def run_eval(
     settings = get_settings()
     index_dir = Path(index_dir or default_index_dir(set_dir))
     engine = engine or Engine(index_dir)
-    top_k = top_k or settings.top_k
+    top_k = top_k or settings.retrieval.top_k
     llm = mode == "llm" or (mode is None and engine.generator is not None)
     indexed = build_index(eval_set, index_dir, engine.embedder, progress) if build else None
     snap = engine.snapshot()
@@ -262,7 +262,7 @@ def run_eval(
         "index_report": indexed.summary() if indexed else "not rebuilt (--no-build)",
     }
     if llm:
-        info["llm"] = {"url": settings.llm_url, "model": settings.llm_model}
+        info["llm"] = {"url": settings.llm.url, "model": settings.llm.model}
     summary = summarize(records) | {"min_coverage": engine.min_coverage}
     return EvalRun(eval_set.name, index_dir, top_k, records, summary, info)
 
@@ -274,10 +274,8 @@ def smollm_settings() -> Iterator[Any]:
     from qa.eval.local_llm import llama_server
 
     with llama_server() as url:
-        yield get_settings().model_copy(
-            update={
-                "llm_url": url,
-                "llm_max_prompt_tokens": SMOLLM_PROMPT_TOKENS,
-                "llm_max_answer_tokens": SMOLLM_ANSWER_TOKENS,
-            }
+        yield get_settings().replace(
+            llm_url=url,
+            llm_max_prompt_tokens=SMOLLM_PROMPT_TOKENS,
+            llm_max_answer_tokens=SMOLLM_ANSWER_TOKENS,
         )

@@ -297,7 +297,7 @@ def chunking_params() -> ChunkingParams:
     from qa.sources.chunking import ChunkingParams
 
     settings = get_settings()
-    return ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_sentences)
+    return ChunkingParams(settings.sources.chunk_tokens, settings.sources.chunk_overlap_sentences)
 
 
 def build_index(
@@ -314,7 +314,7 @@ def build_index(
         index_dir,
         embedder or default_embedder(),
         chunking_params(),
-        batch_size=get_settings().embed_batch_size,
+        batch_size=get_settings().encoders.embed_batch_size,
         progress=progress,
     )
     if not report.ok:

@@ -132,14 +132,14 @@ class OpenAICompatible(Generator):
 def generator_from_settings(settings: Settings | None = None) -> Generator | None:
     """The configured generator, or None when QA_LLM_URL is unset (answers stay extractive)."""
     settings = settings or get_settings()
-    if not settings.llm_url:
+    if not settings.llm.url:
         return None
     return OpenAICompatible(
-        settings.llm_url,
-        model=settings.llm_model,
-        api_key=settings.llm_api_key,
-        timeout_s=settings.llm_timeout_s,
-        max_tokens=settings.llm_max_answer_tokens,
+        settings.llm.url,
+        model=settings.llm.model,
+        api_key=settings.llm.api_key,
+        timeout_s=settings.llm.timeout_s,
+        max_tokens=settings.llm.max_answer_tokens,
     )
 
 

@@ -140,7 +140,7 @@ async def _qa_error(request: Request, exc: Exception) -> JSONResponse:
 def _without_server_paths(request: Request, message: str) -> str:
     """A message as clients see it: the index folder's path on the server reads INDEX_DIR."""
     state = request.app.state
-    folders = [str(state.settings.index_dir)]
+    folders = [str(state.settings.store.index_dir)]
     startup = getattr(state, "startup", None)
     if startup is not None and startup.engine is not None:
         folders.append(str(startup.engine.index_dir))
@@ -279,9 +279,9 @@ _KEY_MESSAGE = "missing or wrong API key; send the header `Authorization: Bearer
 
 def _key_matches(settings: Settings, given: str | None) -> bool:
     """Whether a bearer token opens the service: any does when no key is set."""
-    if not settings.api_key:
+    if not settings.serving.api_key:
         return True
-    return hmac.compare_digest((given or "").encode(), settings.api_key.encode())
+    return hmac.compare_digest((given or "").encode(), settings.serving.api_key.encode())
 
 
 def require_key(
@@ -313,18 +313,18 @@ class _KeyGuard:
 def create_app(
     settings: Settings | None = None, engine: Engine | None = None, background: bool = False
 ) -> FastAPI:
-    """The service over `engine` (default: one on `settings.index_dir`), its models and index
+    """The service over `engine` (default: one on `settings.store.index_dir`), its models and index
     loaded at start-up: before the server answers, or with `background` after it starts to
     answer (`/health` says `ready: false` meanwhile; other routes wait), as `qa serve` does."""
     settings = settings or get_settings()
     # The MCP tools run in worker threads, so they wait for the models as routes do. Without a
     # key, /mcp answers only requests addressed to this machine by name.
     mcp = mcp_server.HttpTransport(
-        lambda: app.state.startup.wait()[0], localhost_only=not settings.api_key
+        lambda: app.state.startup.wait()[0], localhost_only=not settings.serving.api_key
     )
 
     def load() -> tuple[Engine, Jobs]:
-        eng = engine or Engine(settings.index_dir, _batched(settings), settings=settings)
+        eng = engine or Engine(settings.store.index_dir, _batched(settings), settings=settings)
         _warm_up(eng)
         jobs = Jobs(eng.index_dir, eng.embedder, settings, eng.store)
         jobs.start()
@@ -362,18 +362,18 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    upload_limit = int(settings.max_upload_mb * 1e6) * MAX_FILES + 1_000_000
+    upload_limit = int(settings.serving.max_upload_mb * 1e6) * MAX_FILES + 1_000_000
     app.add_middleware(_BodyLimit, upload_limit=upload_limit)
-    if settings.cors_origins:  # added last, so it wraps everything, the 413s above included
+    if settings.serving.cors_origins:  # added last, so it wraps everything, the 413s above included
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=settings.serving.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(service)
     # The key is part of the schema only when one is set, so /docs shows what a client must send.
-    keyed = [Depends(require_key)] if settings.api_key else []
+    keyed = [Depends(require_key)] if settings.serving.api_key else []
     app.include_router(router, dependencies=keyed)
     app.include_router(openai_compat.router(get_engine, keyed))
     # Starlette runs an endpoint that is not a function as an ASGI app; the annotation of
@@ -386,9 +386,11 @@ def create_app(
 def _batched(settings: Settings) -> Embedder:
     """The bundled embedder; concurrent questions share its calls unless QA_QUERY_BATCH_SIZE=1."""
     embedder = default_embedder()
-    if settings.query_batch_size <= 1:
+    if settings.serving.query_batch_size <= 1:
         return embedder
-    return BatchedEmbedder(embedder, settings.query_batch_size, settings.query_batch_wait_ms / 1000)
+    return BatchedEmbedder(
+        embedder, settings.serving.query_batch_size, settings.serving.query_batch_wait_ms / 1000
+    )
 
 
 def _warm_up(engine: Engine) -> None:
@@ -414,7 +416,7 @@ def _health(startup: Startup, settings: Settings) -> Health:
             documents=0,
             chunks=0,
             model=MODEL_NAME,
-            embed_backend=settings.embed_backend,
+            embed_backend=settings.encoders.embed_backend,
         )
     try:
         status = engine.status()

@@ -182,7 +182,7 @@ class Jobs:
         problems: list[tuple[str, InvalidInput]] = []
         for upload in uploads:
             try:
-                name = check_file(upload, self.settings.max_upload_mb)
+                name = check_file(upload, self.settings.serving.max_upload_mb)
             except InvalidInput as exc:
                 shown = upload.filename or ""
                 problems.append((shown, exc))
@@ -351,7 +351,7 @@ class Jobs:
         pending = [f for f in job.files if f.status == "pending"]
         self._update(job, status="running", stage="checking", done=0, total=len(pending))
         self._save(job)
-        max_bytes = int(self.settings.max_file_mb * 1e6)
+        max_bytes = int(self.settings.sources.max_file_mb * 1e6)
         outcomes = {f.filename: f for f in pending}
         good: list[ingest.SourceFile] = []
         loaded: dict[str, Document] = {}
@@ -420,7 +420,7 @@ class Jobs:
         params = None
         if self.target.current_version() is None:
             params = ChunkingParams(
-                self.settings.chunk_tokens, self.settings.chunk_overlap_sentences
+                self.settings.sources.chunk_tokens, self.settings.sources.chunk_overlap_sentences
             )
         for attempt in range(BUSY_RETRIES + 1):
             try:
@@ -430,8 +430,8 @@ class Jobs:
                         self.target,
                         self.embedder,
                         params,
-                        batch_size=self.settings.embed_batch_size,
-                        max_file_bytes=int(self.settings.max_file_mb * 1e6),
+                        batch_size=self.settings.encoders.embed_batch_size,
+                        max_file_bytes=int(self.settings.sources.max_file_mb * 1e6),
                         on_progress=on_progress,
                         loaded=loaded,
                     )

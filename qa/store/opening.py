@@ -20,13 +20,13 @@ def open_store(
     if target is not None and not isinstance(target, (str, Path)):
         return target
     settings = settings or get_settings()
-    if settings.store == "milvus":
+    if settings.store.kind == "milvus":
         from qa.store.milvus import MilvusStore
 
-        return MilvusStore(settings.milvus_uri, settings.milvus_collection, settings)
+        return MilvusStore(settings.store.milvus_uri, settings.store.milvus_collection, settings)
     from qa.store.folder import FolderStore
 
-    return FolderStore(Path(target or settings.index_dir), settings.vector_index)
+    return FolderStore(Path(target or settings.store.index_dir), settings.store.vector_index)
 
 
 def copy_index(source: IndexView, target: IndexStore) -> str:
