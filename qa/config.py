@@ -306,7 +306,7 @@ class Settings(BaseModel):
         problems: list[Any] = []
         for group, cls in self.groups.items():
             try:
-                built[group] = cls(_env_file=env_file, **values[group])  # type: ignore[call-arg]
+                built[group] = cls(_env_file=env_file, **values[group])
             except ValidationError as exc:
                 problems += [
                     {**e, "loc": (cls.env_name(str(e["loc"][0])), *e["loc"][1:])}
