@@ -92,18 +92,18 @@ def test_ask_equals_post_ask(server, http, qid):
 
 
 def test_search_passages_and_a_citation_read_in_context(server, http):
-    text = http.get(f"/documents/{WIND_DOC}").json()["text"]
-    found = result_of(
-        call(
-            server, "search", {"query": "Northern Development Bank loan Kestrel Ridge", "top_k": 3}
-        )
-    )
-    assert 1 <= len(found["passages"]) <= 3
+    def text_of(doc_id: str) -> str:
+        return http.get(f"/documents/{doc_id}").json()["text"]
+
+    query = {"query": "Northern Development Bank loan Kestrel Ridge", "top_k": 3}
+    found = result_of(call(server, "search", query))
+    assert 1 <= len(found["passages"]) <= 3 and found["passages"][0]["doc_id"] == WIND_DOC
     for p in found["passages"]:
-        assert text[p["start"] : p["end"]] == p["text"]
+        assert text_of(p["doc_id"])[p["start"] : p["end"]] == p["text"]
 
     answer = result_of(call(server, "ask", {"question": QUESTIONS["wind-1"]["question"]}))
     cite = answer["citations"][0]
+    text = text_of(cite["doc_id"])
     args = {"doc_id": cite["doc_id"], "start": cite["start"], "end": cite["end"], "context": 200}
     read = result_of(call(server, "read_document", args))
     assert read["quote"] == cite["quote"] == text[cite["start"] : cite["end"]]
