@@ -94,7 +94,7 @@ def test_ask_in_a_browser(browser_context, qa_up) -> None:
     chat = page.get_by_placeholder("Ask about your documents")
     chat.wait_for()
     sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("1")
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("3")
 
     chat.fill("How much is the loan for the Kestrel Ridge wind farm?")
     chat.press("Enter")
@@ -111,10 +111,10 @@ def test_ask_in_a_browser(browser_context, qa_up) -> None:
     quote = card.locator("mark")
     expect(quote).to_be_visible()
     expect(quote).to_contain_text("€840 million")
-    expect(card).to_contain_text("2026-02-06")
+    expect(card).to_contain_text("2026-03-12")
     # Its source relative to the folder it was indexed from: no path of the server's.
     expect(card.get_by_test_id("stCaptionContainer").first).to_have_text(
-        re.compile(r"^2026-02-06 · reko-diq-exim-2026-02-06\.txt · chars \d+–\d+$")
+        re.compile(r"^2026-03-12 · kestrel-wind-farm\.txt · chars \d+–\d+$")
     )
     card.scroll_into_view_if_needed()
     page.screenshot(path=str(OUT / "ui-answer.png"), full_page=True)
@@ -122,7 +122,7 @@ def test_ask_in_a_browser(browser_context, qa_up) -> None:
     card.get_by_role("button", name="Open the whole document").click()
     dialog = page.get_by_role("dialog")
     expect(dialog.locator("mark")).to_contain_text("€840 million")
-    expect(dialog).to_contain_text("Frontier Works Organisation")  # the last paragraph
+    expect(dialog).to_contain_text("carved from local oak")  # the last paragraph
     page.screenshot(path=str(OUT / "ui-document.png"))
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
@@ -176,7 +176,7 @@ def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
     )
     page = browser_context.new_page()
     sidebar = _upload(page, qa_up, note)
-    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("2")
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("4")
 
     answer = _ask(page, "How many visitors did the Zorblat festival attract in 2025?")
     expect(answer).to_contain_text("12,400")
@@ -188,15 +188,15 @@ def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
     page.screenshot(path=str(OUT / "ui-upload.png"), full_page=True)
 
     # Remove it again from the document list, with the confirmation step.
-    docs = sidebar.get_by_test_id("stExpander").filter(has_text="Documents (2)")
+    docs = sidebar.get_by_test_id("stExpander").filter(has_text="Documents (4)")
     docs.locator("summary").click()
     docs.locator("[class*='st-key-del-quillton'] button:visible").click()
     expect(sidebar).to_contain_text(
         "Remove quillton-festival.txt (Quillton festival report) from the"
     )
     sidebar.get_by_role("button", name="Remove", exact=True).click()
-    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("1")
-    expect(sidebar).to_contain_text("Documents (1)")
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("3")
+    expect(sidebar).to_contain_text("Documents (3)")
 
 
 def test_a_pdf_citation_shows_its_page(browser_context, qa_up, tmp_path) -> None:
