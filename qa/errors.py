@@ -25,6 +25,14 @@ class Busy(QAError):
     """Another process holds the index's write lock."""
 
 
+class MissingExtra(InvalidInput):
+    """A feature asked for needs an optional extra that is not installed."""
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(f"{feature} needs the {extra} extra: pip install 'qa[{extra}]'")
+        self.extra = extra
+
+
 class MissingData(InvalidInput):
     """Data read in place (an eval set's shared corpus or questions) is not where it should be."""
 

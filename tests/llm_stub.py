@@ -28,8 +28,10 @@ from urllib.parse import unquote
 from qa.llm.client import Generator
 from qa.records import Message
 
-LOAN_Q = "How much did the US EXIM Bank lend for the Reko Diq mine?"
-TRUE = "The US EXIM Bank approved $1.25 billion in financing for Reko Diq"  # the seed article's
+# The tests' own corpus (tests/data/corpus): a question on its main article, and a sentence
+# that article supports word for word (a line of its own, however long).
+LOAN_Q = "How much did the Northern Development Bank lend for the Kestrel Ridge wind farm?"
+TRUE = "The Northern Development Bank approved an €840 million loan to build the Kestrel Ridge wind farm"  # noqa: E501
 STALL_S = 60.0
 
 

@@ -1,4 +1,6 @@
-"""Answers with the real model over the seed article: cited, verbatim, abstaining, follow-ups."""
+"""Answers with the real model: cited, verbatim, abstaining, follow-ups. Over the tests' own corpus
+(tests/data/corpus), and, for the answer quality tuned on it, over the seed article (shared data:
+those tests skip without it)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from qa.language.question import Question
 from qa.records import Passage
 from qa.retrieval import followups as chat
 from qa.retrieval.search import Filters
-from tests.conftest import ROOT
+from tests.conftest import CORPUS_QUESTIONS, LOAN_Q, ROOT, WIND_DOC
 
 SEED_QUESTIONS = [
     json.loads(line)
@@ -25,7 +27,14 @@ SEED_QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def engine(seed_index, embedder) -> Engine:
+    """Over the seed article."""
     return Engine(seed_index, embedder)
+
+
+@pytest.fixture(scope="module")
+def ours(corpus_index, embedder) -> Engine:
+    """Over the tests' own corpus."""
+    return Engine(corpus_index, embedder)
 
 
 def assert_verbatim(engine: Engine, result) -> None:
@@ -42,40 +51,50 @@ def test_every_citation_and_passage_is_verbatim_on_every_seed_question(engine):
         assert result.abstained == (not result.citations)
 
 
-def test_a_figure_question_is_answered_with_its_sentence_and_short_answer(engine):
-    result = engine.ask("How much did the US EXIM Bank lend for the Reko Diq mine?")
+def test_every_citation_and_passage_is_verbatim_on_every_corpus_question(ours):
+    for q in CORPUS_QUESTIONS.values():
+        result = ours.ask(q["question"], q["history"])
+        assert_verbatim(ours, result)
+        assert result.abstained == (not result.citations)
+
+
+def test_a_figure_question_is_answered_with_its_sentence_and_short_answer(ours):
+    result = ours.ask(LOAN_Q)
     assert not result.abstained
-    assert "$1.25 billion" in result.answer
+    assert "€840 million" in result.answer
     assert result.answer.rstrip().endswith("]")
-    assert any("$1.25 billion" in c.quote for c in result.citations)
-    assert result.short_answer == "$1.25 billion"
-    assert result.citations[0].date == "2026-02-06"
+    assert any("€840 million" in c.quote for c in result.citations)
+    assert result.short_answer == "€840 million"
+    assert result.citations[0].doc_id == WIND_DOC and result.citations[0].date == "2026-03-12"
 
 
-def test_who_question_gets_a_name(engine):
-    result = engine.ask("Who is America's Charge d'Affaires in Pakistan?")
-    assert "Natalie Baker" in result.answer
+def test_who_question_gets_a_name(ours):
+    result = ours.ask("Who is the president of the Northern Development Bank?")
+    assert "Ingrid Solberg" in result.answer
 
 
 @pytest.mark.parametrize(
     "question",
     ["What is the capital of Australia?", "Who won the 2022 FIFA World Cup?"],
 )
-def test_off_topic_questions_abstain_with_related_reading(engine, question):
-    result = engine.ask(question)
+def test_off_topic_questions_abstain_with_related_reading(ours, question):
+    result = ours.ask(question)
     assert result.abstained and result.citations == []
     assert result.answer.startswith("The sources don't say")
     assert result.passages, "the closest passages come back as related reading"
 
 
-def test_follow_up_is_rewritten_with_the_conversation(engine):
+def test_follow_up_is_rewritten_with_the_conversation(ours):
     history = [
-        {"role": "user", "content": "What did the EXIM Bank approve for Reko Diq?"},
-        {"role": "assistant", "content": "$1.25 billion in financing [1]"},
+        {
+            "role": "user",
+            "content": "What did the Northern Development Bank approve for Kestrel Ridge?",
+        },
+        {"role": "assistant", "content": "an €840 million loan [1]"},
     ]
-    result = engine.ask("How many jobs will it create in Balochistan?", history)
-    assert "Reko" in result.query and "Diq" in result.query
-    assert "7,500" in result.answer
+    result = ours.ask("How many construction jobs will it create?", history)
+    assert "Kestrel" in result.query and "Ridge" in result.query
+    assert "2,100" in result.answer
     assert not result.abstained
 
 
@@ -86,47 +105,50 @@ def test_rewrite_leaves_self_contained_questions_alone():
     assert chat.rewrite("And there?", history).startswith("And there? (")
 
 
-def test_names_and_numbers_missing_from_the_passages_force_abstention(engine):
-    snap = engine.snapshot()
+def test_names_and_numbers_missing_from_the_passages_force_abstention(ours):
+    snap = ours.snapshot()
     from qa.retrieval.search import search
 
-    passages = search(snap, engine.embedder, "Reko Diq loan 2031", 3)
+    passages = search(snap, ours.embedder, "Kestrel Ridge loan 2035", 3)
 
     def missing(question: str) -> set[str]:
         return answering.missing_terms(Question.read(question), passages)
 
-    assert missing("What was the Reko Diq loan in 2031?") == {"2031"}
+    assert missing("What was the Kestrel Ridge loan in 2035?") == {"2035"}
     assert missing("What is the MoU about?") == set()  # acronym
     # a preamble of context is the asker's: only the asking sentence's names must be there
-    context = "Officials in Islamabad met Donald Trump this week."
-    assert missing(f"{context} What was the Reko Diq loan?") == set()
-    assert missing(f"{context} What was the Reko Diq loan in 2031?") == {"2031"}
+    preamble = "Officials in Oslo met Donald Trump this week. What was the Kestrel Ridge loan?"
+    assert missing(preamble) == set()
+    preamble = "Officials in Oslo met this week. What was the Kestrel Ridge loan in 2035?"
+    assert missing(preamble) == {"2035"}
 
 
-def test_filters_limit_the_documents_that_answer(engine):
-    passages = engine.search("EXIM loan", filters=Filters(date_from="2027-01-01"))
+def test_filters_limit_the_documents_that_answer(ours):
+    passages = ours.search("wind farm loan", filters=Filters(date_from="2027-01-01"))
     assert passages == []
-    only = Filters(doc_ids=("reko-diq-exim-2026-02-06.txt",))
-    passages = engine.search("EXIM loan", filters=only)
+    only = Filters(doc_ids=(WIND_DOC,))
+    passages = ours.search("ferry crossing", filters=only)
     assert passages and {p.doc_id for p in passages} == set(only.doc_ids)
+    recent = ours.search("ferry crossing marathon wind", filters=Filters(date_from="2026-01-01"))
+    assert recent and {p.doc_id for p in recent} == {WIND_DOC}  # the only one dated 2026
 
 
-def test_passages_never_overlap(engine):
-    passages = engine.search("critical minerals", top_k=10)
+def test_passages_never_overlap(ours):
+    passages = ours.search("the loan, the ferry and the marathon", top_k=10)
     spans = sorted((p.doc_id, p.start, p.end) for p in passages)
     for (d1, _, e1), (d2, s2, _) in zip(spans, spans[1:], strict=False):
         assert d1 != d2 or s2 >= e1
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "x" * 5000])
-def test_bad_questions_get_a_clear_error(engine, bad):
+def test_bad_questions_get_a_clear_error(ours, bad):
     with pytest.raises(InvalidInput):
-        engine.ask(bad)
+        ours.ask(bad)
 
 
-def test_top_k_out_of_range(engine):
+def test_top_k_out_of_range(ours):
     with pytest.raises(InvalidInput, match="top_k"):
-        engine.ask("What is Project Vault?", top_k=0)
+        ours.ask("What is the Northern Grid Fund?", top_k=0)
 
 
 @pytest.mark.parametrize(
@@ -253,11 +275,10 @@ def test_no_sentence_is_quoted_twice():
     assert result.answer.count("Wesleyan theology stands") == 1
 
 
-def test_the_abstention_threshold_is_a_setting(seed_index, embedder):
+def test_the_abstention_threshold_is_a_setting(corpus_index, embedder):
     from qa.config import Settings
 
-    question = "How much did the US EXIM Bank lend for the Reko Diq mine?"
-    assert not Engine(seed_index, embedder).ask(question).abstained
-    strict = Engine(seed_index, embedder, settings=Settings(min_coverage=1.0))
+    assert not Engine(corpus_index, embedder).ask(LOAN_Q).abstained
+    strict = Engine(corpus_index, embedder, settings=Settings(min_coverage=1.0))
     assert strict.min_coverage == 1.0
-    assert strict.ask(question).abstained
+    assert strict.ask(LOAN_Q).abstained

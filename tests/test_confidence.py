@@ -21,7 +21,7 @@ from qa.eval.metrics import ece, reliability, risk_coverage
 from qa.serving.app import create_app
 from qa.training.calibrator import Example, train
 
-QUESTION = "How much is the EXIM loan for Reko Diq?"
+QUESTION = "How much is the loan for the Kestrel Ridge wind farm?"
 
 
 def constant(p: float, answer_at: float, guess_at: float) -> Calibrator:
@@ -38,8 +38,8 @@ def constant(p: float, answer_at: float, guess_at: float) -> Calibrator:
 
 
 @pytest.fixture(scope="module")
-def engine(seed_index, embedder) -> Engine:
-    return Engine(seed_index, embedder)
+def engine(corpus_index, embedder) -> Engine:
+    return Engine(corpus_index, embedder)
 
 
 def test_an_answer_carries_every_signal_the_calibrator_reads(engine):
@@ -64,20 +64,20 @@ def test_the_shipped_calibrator_reads_every_signal_and_rates_in_zero_one(engine)
     [(0.9, "answer", True, True), (0.5, "best_guess", False, False)],
 )
 def test_only_a_confident_answer_has_a_short_answer(
-    seed_index, embedder, p, tier, short, confident
+    corpus_index, embedder, p, tier, short, confident
 ):
-    engine = Engine(seed_index, embedder, calibrator=constant(p, answer_at=0.8, guess_at=0.2))
+    engine = Engine(corpus_index, embedder, calibrator=constant(p, answer_at=0.8, guess_at=0.2))
     answer = engine.ask(QUESTION)
     assert not answer.abstained and answer.citations
     assert (answer.tier, answer.confident) == (tier, confident)
     assert answer.confidence == pytest.approx(p)
     assert bool(answer.short_answer) is short
     if short:
-        assert "1.25 billion" in answer.short_answer
+        assert "840 million" in answer.short_answer
 
 
-def test_below_the_lower_boundary_the_sources_dont_say(seed_index, embedder):
-    engine = Engine(seed_index, embedder, calibrator=constant(0.1, answer_at=0.8, guess_at=0.2))
+def test_below_the_lower_boundary_the_sources_dont_say(corpus_index, embedder):
+    engine = Engine(corpus_index, embedder, calibrator=constant(0.1, answer_at=0.8, guess_at=0.2))
     answer = engine.ask(QUESTION)
     assert answer.abstained and answer.tier == "not_in_sources" and answer.confident is False
     assert "unlikely to answer it (confidence 0.10, below 0.20)" in answer.answer
@@ -85,23 +85,23 @@ def test_below_the_lower_boundary_the_sources_dont_say(seed_index, embedder):
 
 
 def test_an_abstention_has_no_confidence(engine):
-    answer = engine.ask("What is the interest rate on the EXIM loan for Reko Diq?")
+    answer = engine.ask("What is the interest rate on the loan for the Kestrel Ridge wind farm?")
     assert answer.abstained
     assert (answer.tier, answer.confidence, answer.confident) == ("not_in_sources", None, False)
 
 
-def test_ask_over_http_and_the_cli_say_how_sure(seed_index, embedder):
-    engine = Engine(seed_index, embedder, calibrator=constant(0.5, answer_at=0.8, guess_at=0.2))
+def test_ask_over_http_and_the_cli_say_how_sure(corpus_index, embedder):
+    engine = Engine(corpus_index, embedder, calibrator=constant(0.5, answer_at=0.8, guess_at=0.2))
     with TestClient(create_app(Settings(), engine=engine)) as client:
         body = client.post("/ask", json={"question": QUESTION}).json()
     assert body["tier"] == "best_guess" and body["confident"] is False
     assert body["confidence"] == pytest.approx(0.5) and body["short_answer"] is None
-    result = CliRunner().invoke(app, ["ask", QUESTION, "--index", str(seed_index), "--json"])
+    result = CliRunner().invoke(app, ["ask", QUESTION, "--index", str(corpus_index), "--json"])
     assert result.exit_code == 0, result.output
     shipped = json.loads(result.stdout)
     assert shipped["tier"] in ("answer", "best_guess") and 0 <= shipped["confidence"] <= 1
     assert (shipped["short_answer"] is not None) is (shipped["tier"] == "answer")
-    plain = CliRunner().invoke(app, ["ask", QUESTION, "--index", str(seed_index)])
+    plain = CliRunner().invoke(app, ["ask", QUESTION, "--index", str(corpus_index)])
     assert ("Best guess" in plain.stdout) is (shipped["tier"] == "best_guess")
 
 

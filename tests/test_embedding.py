@@ -1,11 +1,12 @@
-"""The encoder's contract, over every runtime on every CPU: the same order, shapes and unit
-norms, the model's word pieces, and vectors within the runtime's documented tolerance of the
-torch fp32 reference (`qa.encoders.embedding.TOLERANCES`). bf16 runs emulated (and slowly) where
-the CPU has no bf16 units, so `torch-bf16` and the `auto` choice of an AMX CPU are tested
-everywhere."""
+"""The encoder's contract, over every runtime on every CPU and every wrapper (the service's
+micro-batching, Ray actors): the same order, shapes and unit norms, the model's word pieces, and
+vectors within the runtime's documented tolerance of the torch fp32 reference
+(`qa.encoders.embedding.TOLERANCES`). bf16 runs emulated (and slowly) where the CPU has no bf16
+units, so `torch-bf16` and the `auto` choice of an AMX CPU are tested everywhere."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,8 +22,10 @@ from qa.encoders.embedding import (
     agreement_sample,
     make_embedder,
 )
+from qa.encoders.microbatch import BatchedEmbedder
 
-# (the runtime as QA_EMBED_BACKEND names it, the CPU QA_CPU pretends, the tolerance it must meet)
+# (the runtime as QA_EMBED_BACKEND names it, after the wrapper around it if any, the CPU QA_CPU
+# pretends, the tolerance it must meet)
 RUNTIMES = [
     ("torch", "host", "torch"),
     ("torch-bf16", "host", "torch-bf16"),
@@ -30,6 +33,8 @@ RUNTIMES = [
     ("onnx-int8", "host", "onnx-int8"),
     ("auto", "amx", "torch-bf16"),  # torch-bf16 for batches, onnx for questions
     ("auto", "avx2", "onnx"),
+    ("batched:onnx", "host", "onnx"),  # the service's micro-batched questions
+    ("ray:torch", "host", "torch"),  # `qa index --ray`: batches embedded on a Ray actor
 ]
 TEXTS = [
     "The bank lent $1.25 billion.",
@@ -56,14 +61,27 @@ def _name(runtime: tuple[str, str, str]) -> str:
 
 
 @pytest.fixture(scope="module", params=RUNTIMES, ids=_name)
-def runtime(request) -> tuple[Embedder, str]:
-    backend, cpu, tolerance = request.param
+def runtime(request) -> Iterator[tuple[Embedder, str]]:
+    name, cpu, tolerance = request.param
+    wrapper, _, backend = name.rpartition(":")
+    if wrapper == "ray":
+        ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'qa[ray]'")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QA_CPU", cpu)
         get_settings.cache_clear()
         embedder = make_embedder(backend)
     get_settings.cache_clear()
-    return embedder, tolerance
+    if wrapper == "batched":
+        embedder = BatchedEmbedder(embedder)
+    elif wrapper == "ray":
+        from qa.encoders.ray import RayEmbedder
+
+        embedder = RayEmbedder(embedder, actors=1, factory=MiniLMEmbedder, num_cpus=2)
+    yield embedder, tolerance
+    if wrapper == "batched":
+        embedder.close()
+    elif wrapper == "ray":
+        ray.shutdown()
 
 
 def test_auto_resolves_by_the_cpu_kind(runtime):
@@ -100,6 +118,15 @@ def test_batched_embed_keeps_input_order(runtime):
     assert np.all(np.diagonal(cosines) >= TOLERANCES[tolerance].min)
     # each text's nearest vector alone is its own (texts that repeat a phrase are near, not equal)
     assert list(np.argmax(cosines, axis=1)) == list(range(len(TEXTS)))
+
+
+def test_one_question_alone_gets_the_vector_it_gets_among_others(runtime):
+    """`embed_query` (micro-batched in the service) against `embed_queries` of several."""
+    embedder, tolerance = runtime
+    alone = np.vstack([embedder.embed_query(t) for t in TEXTS[:4]])
+    together = embedder.embed_queries(TEXTS[:4])
+    assert alone.shape == together.shape == (4, embedder.dim)
+    assert np.all(np.sum(alone * together, axis=1) >= 2 * TOLERANCES[tolerance].min - 1)
 
 
 def test_token_counts_are_the_models_word_pieces(runtime, reference):

@@ -42,105 +42,106 @@ class Broken(Generator):
 
 
 @pytest.fixture(scope="module")
-def seed(seed_index, embedder):
-    snap = store.open_snapshot(seed_index, embedder.name, embedder.dim)
+def indexed(corpus_index, embedder):
+    snap = store.open_snapshot(corpus_index, embedder.name, embedder.dim)
     yield snap, answering.Idf(snap), embedder
     snap.close()
 
 
-def ask(seed, generator, question=LOAN_Q, **kw):
-    snap, idf, embedder = seed
+def ask(indexed, generator, question=LOAN_Q, **kw):
+    snap, idf, embedder = indexed
     passages = retrieval.search(snap, embedder, question, 5)
     return answer_with_llm(Question.read(question), passages, idf, generator, embedder, **kw)
 
 
-def source_of(seed, needle: str, question=LOAN_Q) -> int:
+def source_of(indexed, needle: str, question=LOAN_Q) -> int:
     """The prompt number of the first passage holding `needle`."""
-    snap, _, embedder = seed
+    snap, _, embedder = indexed
     passages = retrieval.search(snap, embedder, question, 5)
     return next(i for i, p in enumerate(passages, start=1) if needle in p.text)
 
 
-def assert_verbatim(seed, answer) -> None:
-    snap = seed[0]
+def assert_verbatim(indexed, answer) -> None:
+    snap = indexed[0]
     for c in answer.citations:
         assert snap.document(c.doc_id).text[c.start : c.end] == c.quote
 
 
-def test_an_invented_fact_is_removed_and_the_true_one_kept_with_its_quote(seed):
-    n = source_of(seed, "approved $1.25 billion")
+def test_an_invented_fact_is_removed_and_the_true_one_kept_with_its_quote(indexed):
+    n = source_of(indexed, "approved an €840 million")
     generator = Scripted(f"{TRUE} [{n}]. The loan was $9 trillion [{n}].")
-    result = ask(seed, generator)
+    result = ask(indexed, generator)
     assert result.mode == "llm" and not result.abstained
     assert result.answer == f"{TRUE}. [1]"
     assert "trillion" not in result.answer
     assert result.removed_sentences == 1
     assert any("1 of 2 generated sentences removed" in note for note in result.notes)
     assert [c.n for c in result.citations] == [1]
-    assert "approved $1.25 billion in financing" in result.citations[0].quote
-    assert result.short_answer == "$1.25 billion"
-    assert_verbatim(seed, result)
+    assert "approved an €840 million loan" in result.citations[0].quote
+    assert result.short_answer == "€840 million"
+    assert_verbatim(indexed, result)
     assert "generate" in result.timings_ms and "verify" in result.timings_ms
 
 
-def test_citations_are_renumbered_by_first_use(seed):
-    q = "How many jobs will the Reko Diq project create?"
-    jobs, loan = source_of(seed, "7,500 jobs", q), source_of(seed, "approved $1.25 billion", q)
-    reply = f"It will create 7,500 jobs in Balochistan [{jobs}]. {TRUE} [{loan}]."
-    result = ask(seed, Scripted(reply), question=q)
+def test_citations_are_renumbered_by_first_use(indexed):
+    q = "How many jobs will the Kestrel Ridge wind farm create?"
+    jobs = source_of(indexed, "2,100 construction jobs", q)
+    loan = source_of(indexed, "approved an €840 million", q)
+    reply = f"It will create 2,100 construction jobs [{jobs}]. {TRUE} [{loan}]."
+    result = ask(indexed, Scripted(reply), question=q)
     assert result.removed_sentences == 0
     assert re.findall(r"\[(\d)\]", result.answer) == ["1", "2"]
     assert [c.n for c in result.citations] == [1, 2]
-    assert "7,500 jobs" in result.citations[0].quote
-    assert_verbatim(seed, result)
+    assert "2,100 construction jobs" in result.citations[0].quote
+    assert_verbatim(indexed, result)
 
 
-def test_when_every_sentence_is_invented_the_answer_abstains(seed):
-    result = ask(seed, Scripted("The loan was $9 trillion [1]. Elon Musk approved it [2]."))
+def test_when_every_sentence_is_invented_the_answer_abstains(indexed):
+    result = ask(indexed, Scripted("The loan was $9 trillion [1]. Elon Musk approved it [2]."))
     assert result.abstained and result.citations == [] and result.mode == "llm"
     assert result.removed_sentences == 2
     assert result.answer.startswith("The sources don't say")
 
 
-def test_or_falls_back_to_the_extractive_answer_when_asked_to(seed):
-    result = ask(seed, Scripted("The loan was $9 trillion [1]."), on_all_removed="extractive")
+def test_or_falls_back_to_the_extractive_answer_when_asked_to(indexed):
+    result = ask(indexed, Scripted("The loan was $9 trillion [1]."), on_all_removed="extractive")
     assert not result.abstained and result.mode == "extractive"
-    assert "$1.25 billion" in result.answer and result.removed_sentences == 1
-    assert_verbatim(seed, result)
+    assert "€840 million" in result.answer and result.removed_sentences == 1
+    assert_verbatim(indexed, result)
 
 
-def test_a_true_sentence_that_does_not_answer_the_question_is_no_answer(seed):
+def test_a_true_sentence_that_does_not_answer_the_question_is_no_answer(indexed):
     aside = (
-        "The Trump administration has made the forging of deals exactly like this one "
-        "central to American diplomacy."
+        "The regional energy minister said the wind farm was central to the region's plan to "
+        "close its last coal plant by 2031."
     )
-    result = ask(seed, Scripted(aside))
+    result = ask(indexed, Scripted(aside))
     assert result.abstained and result.mode == "llm" and result.removed_sentences == 0
     assert any("don't answer the question" in note for note in result.notes)
 
 
-def test_the_model_is_not_asked_when_the_passages_do_not_cover_the_question(seed):
+def test_the_model_is_not_asked_when_the_passages_do_not_cover_the_question(indexed):
     generator = Scripted("Canberra is the capital of Australia [1].")
-    result = ask(seed, generator, question="What is the capital of Australia?")
+    result = ask(indexed, generator, question="What is the capital of Australia?")
     assert result.abstained and generator.asked == []
     assert any("not asked" in note for note in result.notes)
 
 
-def test_a_refusal_abstains_without_removing_anything(seed):
-    result = ask(seed, Scripted("The sources don't say."))
+def test_a_refusal_abstains_without_removing_anything(indexed):
+    result = ask(indexed, Scripted("The sources don't say."))
     assert result.abstained and result.removed_sentences == 0
     assert any("found no answer" in note for note in result.notes)
 
 
-def test_a_generator_bug_never_reaches_the_caller(seed):
-    result = ask(seed, Broken())
-    assert result.mode == "extractive" and "$1.25 billion" in result.answer
+def test_a_generator_bug_never_reaches_the_caller(indexed):
+    result = ask(indexed, Broken())
+    assert result.mode == "extractive" and "€840 million" in result.answer
     assert any("RuntimeError" in note for note in result.notes)
 
 
-def test_streaming_yields_the_raw_tokens_then_the_verified_answer(seed):
-    snap, idf, embedder = seed
-    n = source_of(seed, "approved $1.25 billion")
+def test_streaming_yields_the_raw_tokens_then_the_verified_answer(indexed):
+    snap, idf, embedder = indexed
+    n = source_of(indexed, "approved an €840 million")
     reply = f"{TRUE} [{n}]. The loan was $9 trillion [{n}]."
     passages = retrieval.search(snap, embedder, LOAN_Q, 5)
     events = list(
@@ -222,14 +223,14 @@ def test_the_client_speaks_openai_chat_completions(stub):
 
 
 @pytest.mark.parametrize("behaviour", ["garbage", "error"])
-def test_garbage_or_errors_fall_back_to_the_extractive_answer(seed, stub, behaviour):
-    result = ask(seed, client(stub[0], behaviour))
-    assert result.mode == "extractive" and "$1.25 billion" in result.answer
+def test_garbage_or_errors_fall_back_to_the_extractive_answer(indexed, stub, behaviour):
+    result = ask(indexed, client(stub[0], behaviour))
+    assert result.mode == "extractive" and "€840 million" in result.answer
     assert any("could not answer" in note for note in result.notes)
 
 
-def test_an_unreachable_server_falls_back_to_the_extractive_answer(seed):
-    result = ask(seed, OpenAICompatible(f"http://127.0.0.1:{free_port()}/v1"))
+def test_an_unreachable_server_falls_back_to_the_extractive_answer(indexed):
+    result = ask(indexed, OpenAICompatible(f"http://127.0.0.1:{free_port()}/v1"))
     assert result.mode == "extractive" and not result.abstained
     assert any("unreachable" in note for note in result.notes)
 
@@ -239,8 +240,8 @@ def test_an_unreachable_server_falls_back_to_the_extractive_answer(seed):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_slow_server_is_cut_off_at_the_deadline(seed, stub, stream):
-    snap, idf, embedder = seed
+def test_a_slow_server_is_cut_off_at_the_deadline(indexed, stub, stream):
+    snap, idf, embedder = indexed
     passages = retrieval.search(snap, embedder, LOAN_Q, 5)
     for behaviour in ("slow", "trickle"):
         gen = client(stub[0], behaviour, timeout_s=0.5)
@@ -253,7 +254,7 @@ def test_a_slow_server_is_cut_off_at_the_deadline(seed, stub, stream):
         else:
             result = answer_with_llm(Question.read(LOAN_Q), passages, idf, gen, embedder)
         assert time.monotonic() - t0 < STALL_S / 2, behaviour
-        assert result.mode == "extractive" and "$1.25 billion" in result.answer  # the fallback
+        assert result.mode == "extractive" and "€840 million" in result.answer  # the fallback
         assert any("within 0.5 s" in note for note in result.notes), result.notes
 
 

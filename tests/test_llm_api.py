@@ -20,8 +20,8 @@ REPLY = f"{TRUE}. The loan was $9 trillion."  # no markers: checked against ever
 
 
 @pytest.fixture(scope="module")
-def engine(seed_index, embedder) -> Engine:
-    return Engine(seed_index, embedder, Settings(_env_file=None), generator=Scripted(REPLY))
+def engine(corpus_index, embedder) -> Engine:
+    return Engine(corpus_index, embedder, Settings(_env_file=None), generator=Scripted(REPLY))
 
 
 def test_engine_ask_uses_the_generator_and_verifies_it(engine):
@@ -33,9 +33,9 @@ def test_engine_ask_uses_the_generator_and_verifies_it(engine):
         assert engine.document(c.doc_id).text[c.start : c.end] == c.quote
 
 
-def test_without_a_url_the_engine_stays_extractive(seed_index, embedder, monkeypatch):
+def test_without_a_url_the_engine_stays_extractive(corpus_index, embedder, monkeypatch):
     monkeypatch.delenv("QA_LLM_URL", raising=False)
-    plain = Engine(seed_index, embedder, Settings(_env_file=None))
+    plain = Engine(corpus_index, embedder, Settings(_env_file=None))
     assert plain.generator is None and plain.ask(QUESTION).mode == "extractive"
     events = list(plain.ask_stream(QUESTION))
     assert len(events) == 1 and isinstance(events[0], Final)
@@ -93,9 +93,9 @@ def test_mode_chooses_extractive_or_llm_per_request(engine, client):
     assert bad.status_code == 422 and bad.json()["error"] == "invalid_input"
 
 
-def test_llm_mode_without_an_llm_is_a_clear_422(seed_index, embedder, monkeypatch):
+def test_llm_mode_without_an_llm_is_a_clear_422(corpus_index, embedder, monkeypatch):
     monkeypatch.delenv("QA_LLM_URL", raising=False)
-    plain = Engine(seed_index, embedder, Settings(_env_file=None))
+    plain = Engine(corpus_index, embedder, Settings(_env_file=None))
     with TestClient(create_app(Settings(_env_file=None), engine=plain)) as c:
         response = c.post("/ask", json={"question": QUESTION, "mode": "llm"})
     assert response.status_code == 422

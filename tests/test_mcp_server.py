@@ -17,17 +17,17 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.protocol_support import HANDFUL, ROOT, SEED_QUESTIONS, asked, seed_server
+from tests.conftest import ROOT, WIND_DOC
+from tests.protocol_support import HANDFUL, QUESTIONS, asked, serving
 from tests.ui_support import child_env
 
 KEY = "mcp-test-key"
 TOOLS = {"ask", "search", "list_documents", "read_document"}
-SEED_DOC = "reko-diq-exim-2026-02-06.txt"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, seed_index):
-    with seed_server(tmp_path_factory.mktemp("mcp-serve"), seed_index, KEY) as url:
+def server(tmp_path_factory, corpus_index):
+    with serving(tmp_path_factory.mktemp("mcp-serve"), corpus_index, KEY) as url:
         yield url
 
 
@@ -81,7 +81,7 @@ def test_tools_have_typed_input_schemas(server, mode):
 
 @pytest.mark.parametrize("qid", HANDFUL)
 def test_ask_equals_post_ask(server, http, qid):
-    question = SEED_QUESTIONS[qid]
+    question = QUESTIONS[qid]
     expected = asked(http, question)
     got = result_of(
         call(server, "ask", {"question": question["question"], "history": question["history"]})
@@ -92,14 +92,18 @@ def test_ask_equals_post_ask(server, http, qid):
 
 
 def test_search_passages_and_a_citation_read_in_context(server, http):
-    text = http.get(f"/documents/{SEED_DOC}").json()["text"]
-    found = result_of(call(server, "search", {"query": "EXIM loan Reko Diq", "top_k": 3}))
-    assert 1 <= len(found["passages"]) <= 3
-    for p in found["passages"]:
-        assert text[p["start"] : p["end"]] == p["text"]
+    def text_of(doc_id: str) -> str:
+        return http.get(f"/documents/{doc_id}").json()["text"]
 
-    answer = result_of(call(server, "ask", {"question": SEED_QUESTIONS["seed-1"]["question"]}))
+    query = {"query": "Northern Development Bank loan Kestrel Ridge", "top_k": 3}
+    found = result_of(call(server, "search", query))
+    assert 1 <= len(found["passages"]) <= 3 and found["passages"][0]["doc_id"] == WIND_DOC
+    for p in found["passages"]:
+        assert text_of(p["doc_id"])[p["start"] : p["end"]] == p["text"]
+
+    answer = result_of(call(server, "ask", {"question": QUESTIONS["wind-1"]["question"]}))
     cite = answer["citations"][0]
+    text = text_of(cite["doc_id"])
     args = {"doc_id": cite["doc_id"], "start": cite["start"], "end": cite["end"], "context": 200}
     read = result_of(call(server, "read_document", args))
     assert read["quote"] == cite["quote"] == text[cite["start"] : cite["end"]]
@@ -111,8 +115,12 @@ def test_search_passages_and_a_citation_read_in_context(server, http):
 
 def test_list_documents(server):
     page = result_of(call(server, "list_documents", {}))
-    assert page["total"] == 1 and [d["id"] for d in page["documents"]] == [SEED_DOC]
-    assert result_of(call(server, "list_documents", {"offset": 1}))["documents"] == []
+    ids = [d["id"] for d in page["documents"]]
+    assert page["total"] == 3 and sorted(ids) == ["city-marathon.html", "island-ferry.md", WIND_DOC]
+    assert (
+        result_of(call(server, "list_documents", {"offset": 1}))["documents"]
+        == page["documents"][1:]
+    )
 
 
 BAD = [
@@ -124,8 +132,8 @@ BAD = [
     ("search", {"query": 5}, "valid string"),
     ("list_documents", {"limit": 0}, "limit"),
     ("read_document", {"doc_id": "nope.txt"}, "no document"),
-    ("read_document", {"doc_id": SEED_DOC, "start": 50, "end": 10}, "start <= end"),
-    ("read_document", {"doc_id": SEED_DOC, "start": 10**7}, "document's length"),
+    ("read_document", {"doc_id": WIND_DOC, "start": 50, "end": 10}, "start <= end"),
+    ("read_document", {"doc_id": WIND_DOC, "start": 10**7}, "document's length"),
     ("no_such_tool", {}, "Unknown tool"),
 ]
 
@@ -149,11 +157,11 @@ def test_a_wrong_key_is_refused(server):
     assert caught.group_contains(MCPError, depth=None)
 
 
-def test_stdio_server(seed_index, http):
+def test_stdio_server(corpus_index, http):
     """`qa mcp --index DIR` as a desktop assistant starts it: a subprocess on stdin/stdout."""
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "qa.cli", "mcp", "--index", str(seed_index)],
+        args=["-m", "qa.cli", "mcp", "--index", str(corpus_index)],
         env=child_env(PYTHONUNBUFFERED="1"),
         cwd=str(ROOT),
     )
@@ -163,7 +171,7 @@ def test_stdio_server(seed_index, http):
             names = {t.name for t in (await client.list_tools()).tools}
             answers = []
             for qid in HANDFUL[:3]:
-                q = SEED_QUESTIONS[qid]
+                q = QUESTIONS[qid]
                 args = {"question": q["question"], "history": q["history"]}
                 answers.append(result_of(await client.call_tool("ask", args)))
             bad = await client.call_tool("read_document", {"doc_id": "nope.txt"})
@@ -172,6 +180,6 @@ def test_stdio_server(seed_index, http):
     names, answers, bad = asyncio.run(main())
     assert names == TOOLS
     for qid, got in zip(HANDFUL[:3], answers, strict=True):
-        expected = asked(http, SEED_QUESTIONS[qid])
+        expected = asked(http, QUESTIONS[qid])
         assert (got["answer"], got["citations"]) == (expected["answer"], expected["citations"])
     assert bad.is_error and "no document" in bad.content[0].text

@@ -15,14 +15,14 @@ from qa.engine import Engine
 from qa.serving import openai_compat
 from qa.serving.app import create_app
 from tests.llm_stub import LOAN_Q, TRUE, Scripted
-from tests.protocol_support import HANDFUL, SEED_QUESTIONS, asked, messages_of, seed_server
+from tests.protocol_support import HANDFUL, QUESTIONS, asked, messages_of, serving
 
 KEY = "openai-test-key"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, seed_index):
-    with seed_server(tmp_path_factory.mktemp("openai-serve"), seed_index, KEY) as url:
+def server(tmp_path_factory, corpus_index):
+    with serving(tmp_path_factory.mktemp("openai-serve"), corpus_index, KEY) as url:
         yield url
 
 
@@ -44,7 +44,7 @@ def test_models_are_the_answering_modes(client):
 
 @pytest.mark.parametrize("qid", HANDFUL)
 def test_completion_equals_ask(client, http, qid):
-    question = SEED_QUESTIONS[qid]
+    question = QUESTIONS[qid]
     expected = asked(http, question)
     reply = client.chat.completions.create(model="qa-extractive", messages=messages_of(question))
     assert reply.object == "chat.completion" and reply.model == "qa-extractive"
@@ -58,7 +58,7 @@ def test_completion_equals_ask(client, http, qid):
 
 @pytest.mark.parametrize("qid", HANDFUL)
 def test_streamed_completion_equals_ask(client, http, qid):
-    question = SEED_QUESTIONS[qid]
+    question = QUESTIONS[qid]
     expected = asked(http, question)
     stream = client.chat.completions.create(
         model="qa-extractive", messages=messages_of(question), stream=True
@@ -74,7 +74,7 @@ def test_streamed_completion_equals_ask(client, http, qid):
 
 
 def test_citations_are_verbatim_quotes(client, http):
-    question = SEED_QUESTIONS["seed-1"]
+    question = QUESTIONS["wind-1"]
     reply = client.chat.completions.create(model="qa-extractive", messages=messages_of(question))
     citations = reply.choices[0].message.citations
     assert citations and all(f"[{c['n']}]" in reply.choices[0].message.content for c in citations)
@@ -128,7 +128,7 @@ def test_an_unknown_model_is_a_404_naming_the_known_ones(client):
 
 
 def test_openai_fields_are_accepted_and_qa_fields_checked(client):
-    question = [{"role": "user", "content": SEED_QUESTIONS["seed-1"]["question"]}]
+    question = [{"role": "user", "content": QUESTIONS["wind-1"]["question"]}]
     reply = client.chat.completions.create(
         model="qa-extractive",
         messages=question,
@@ -150,8 +150,8 @@ REPLY = f"{TRUE}. The loan was $9 trillion."  # the second sentence fails verifi
 
 
 @pytest.fixture(scope="module")
-def llm_client(seed_index, embedder):
-    engine = Engine(seed_index, embedder, Settings(_env_file=None), generator=Scripted(REPLY))
+def llm_client(corpus_index, embedder):
+    engine = Engine(corpus_index, embedder, Settings(_env_file=None), generator=Scripted(REPLY))
     with TestClient(create_app(Settings(_env_file=None), engine=engine)) as c:
         yield c
 
@@ -191,7 +191,7 @@ def test_other_refusals_keep_the_openai_shape(server, http):
     assert set(http.get("/nothing").json()) == {"error", "message"}  # the service's own shape
 
 
-def test_an_unexpected_failure_is_a_500_in_openai_shape(seed_index, embedder):
+def test_an_unexpected_failure_is_a_500_in_openai_shape(corpus_index, embedder):
     from qa.serving.app import get_engine
 
     class Broken:
@@ -200,7 +200,7 @@ def test_an_unexpected_failure_is_a_500_in_openai_shape(seed_index, embedder):
         def ask(self, *args, **kwargs):
             raise RuntimeError("boom")
 
-    engine = Engine(seed_index, embedder, Settings(_env_file=None))
+    engine = Engine(corpus_index, embedder, Settings(_env_file=None))
     app = create_app(Settings(_env_file=None), engine=engine)
     app.dependency_overrides[get_engine] = lambda: Broken()
     body = {"model": "qa-extractive", "messages": [{"role": "user", "content": "Who?"}]}

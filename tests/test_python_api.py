@@ -12,7 +12,7 @@ import pytest
 
 import qa
 from qa import records
-from tests.protocol_support import ROOT
+from tests.conftest import ROOT
 from tests.ui_support import child_env
 
 FACT = "The Glass Tower in Norrvik has 77 floors and was finished in 2011.\n"

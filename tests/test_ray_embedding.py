@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from qa.encoders.ray import RayEmbedder
 from qa.indexing import index_paths
@@ -15,7 +16,7 @@ from tests.conftest import ROOT
 
 
 def test_ray_actors_embed_what_the_local_path_embeds(tmp_path, embedder):
-    import ray
+    ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'qa[ray]'")
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -355,17 +355,17 @@ class CountingReader:
         return self.reader.read(question, pairs)
 
 
-def test_without_confidence_the_answer_step_reads_one_sentence(reader, seed_index, embedder):
+def test_without_confidence_the_answer_step_reads_one_sentence(reader, corpus_index, embedder):
     """`qa bench ask` times confidence_mode="off" as the answer step before calibrated
     confidence; the default reads what it did (the rules' sentence alone) and adds the
     evidence made from that reading."""
     from qa.engine import Engine
 
-    question = "How much financing did the US EXIM Bank approve for Reko Diq?"
+    question = "How much did the Northern Development Bank approve for Kestrel Ridge?"
     counting = CountingReader(reader)
-    plain = Engine(seed_index, embedder, reader=counting, confidence_mode="off").ask(question)
+    plain = Engine(corpus_index, embedder, reader=counting, confidence_mode="off").ask(question)
     assert counting.pairs_read == 1 and plain.short_answer and not plain.evidence
     counting.pairs_read = 0
-    rated = Engine(seed_index, embedder, reader=counting).ask(question)
+    rated = Engine(corpus_index, embedder, reader=counting).ask(question)
     assert counting.pairs_read == 1 and rated.evidence
     assert rated.citations == plain.citations

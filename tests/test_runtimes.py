@@ -35,7 +35,7 @@ from qa.indexing import index_paths
 from qa.llm.client import Generator
 from qa.records import Answer, EmbeddingRuntime
 from qa.sources.chunking import ChunkingParams, chunk_text
-from tests.conftest import FakeEmbedder, require_seed_article
+from tests.conftest import CORPUS, WIND_DOC, FakeEmbedder
 from tests.ui_support import child_env
 
 EXPORT = """
@@ -103,15 +103,15 @@ def _copy(cache: Path, tmp_path: Path) -> Path:
     return target
 
 
-# Agreement with torch fp32 on real text: the seed article's chunks, as indexing embeds them
+# Agreement with torch fp32 on real text: the tests' corpus' chunks, as indexing embeds them
 # (tests/test_embedding.py checks every runtime's tolerance on text that ships with the model).
 
 
 @pytest.fixture(scope="module")
 def article_chunks(embedder) -> list[str]:
     """A dozen chunks: bf16 is emulated, and slow, on CPUs without it."""
-    text = require_seed_article().read_text()
-    chunks = chunk_text("seed", text, embedder.count_tokens, ChunkingParams())
+    text = "\n\n".join((CORPUS / name).read_text() for name in (WIND_DOC, "island-ferry.md"))
+    chunks = chunk_text("corpus", text, embedder.count_tokens, ChunkingParams())
     return [c.text for c in chunks][:12]
 
 
@@ -136,8 +136,8 @@ def test_each_backend_agrees_with_torch_on_real_text(
 # on AVX2) vectors agree within MIN_AGREEMENT, so the manifest check lets them share an index.
 
 CROSS_QUESTIONS = {
-    "How much did the bank lend?": "1.25",
-    "Where is the Reko Diq mine?": "Balochistan",
+    "How much did the bank lend?": "840",
+    "How many turbines will the wind farm have?": "64",
 }
 
 
@@ -148,9 +148,7 @@ def test_an_index_built_on_one_cpu_kind_answers_on_the_other(
     tmp_path, two_exports, built_with, asked_with
 ):
     index_dir = tmp_path / "index"
-    report = index_paths(
-        [require_seed_article()], index_dir, make_embedder(built_with, two_exports[0])
-    )
+    report = index_paths([CORPUS / WIND_DOC], index_dir, make_embedder(built_with, two_exports[0]))
     assert report.ok
     engine = Engine(
         index_dir, embedder=make_embedder(asked_with, two_exports[0]), settings=Settings()
@@ -250,20 +248,20 @@ def test_adding_with_a_far_runtime_is_refused(tmp_path):
 QUESTIONS = [
     "How much did the bank lend?",
     "Who approved the loan?",
-    "Where is the Reko Diq mine?",
-    "What will the mine produce?",
-    "When was the loan approved?",
+    "Where is the Kestrel Ridge wind farm?",
+    "How many homes will the wind farm supply?",
+    "When was the loan announced?",
     "How many jobs will the project create?",
-    "Which company operates the mine?",
-    "What is EXIM?",
+    "Which company develops the wind farm?",
+    "What is the Northern Grid Fund?",
 ]
 
 
-def test_micro_batched_answers_equal_one_at_a_time_answers(seed_index, embedder):
-    alone = Engine(seed_index, embedder=embedder, settings=Settings())
+def test_micro_batched_answers_equal_one_at_a_time_answers(corpus_index, embedder):
+    alone = Engine(corpus_index, embedder=embedder, settings=Settings())
     expected = [alone.ask(q) for q in QUESTIONS]
     batched = BatchedEmbedder(embedder, max_batch=32, wait_s=0.05)
-    shared = Engine(seed_index, embedder=batched, settings=Settings())
+    shared = Engine(corpus_index, embedder=batched, settings=Settings())
     got: dict[int, Answer] = {}
     start = threading.Barrier(len(QUESTIONS))
 
@@ -297,8 +295,8 @@ def test_an_encoder_error_reaches_every_waiting_caller():
     batcher.close()
 
 
-def test_health_says_the_backend(seed_index):
-    settings = Settings(index_dir=seed_index, query_batch_wait_ms=1)
+def test_health_says_the_backend(corpus_index):
+    settings = Settings(index_dir=corpus_index, query_batch_wait_ms=1)
     with TestClient(app_for(settings)) as client:
         health = client.get("/health").json()
     assert health["embed_backend"] and health["index_backend"]
@@ -323,10 +321,10 @@ class BlockingLLM(Generator):
         return "The bank lent money [1]."
 
 
-def test_no_question_waits_on_another_questions_llm_call(seed_index, embedder):
+def test_no_question_waits_on_another_questions_llm_call(corpus_index, embedder):
     llm = BlockingLLM()
     batched = BatchedEmbedder(embedder, wait_s=0.002)
-    engine = Engine(seed_index, embedder=batched, settings=Settings(), generator=llm)
+    engine = Engine(corpus_index, embedder=batched, settings=Settings(), generator=llm)
     slow = threading.Thread(target=engine.ask, args=("How much did the bank lend?",))
     slow.start()
     assert llm.started.wait(timeout=60)
@@ -354,7 +352,7 @@ print(json.dumps({
 """
 
 
-def test_on_onnx_runtime_the_service_never_loads_pytorch(seed_index, embedder):
+def test_on_onnx_runtime_the_service_never_loads_pytorch(corpus_index, embedder):
     """Encoder and reader on ONNX Runtime (the default here), their files exported: a process
     answering questions never imports PyTorch or transformers (~370 MB resident instead of
     ~730 with the reader's PyTorch model beside its session), and answers as PyTorch does."""
@@ -362,7 +360,7 @@ def test_on_onnx_runtime_the_service_never_loads_pytorch(seed_index, embedder):
 
     default_reader()  # the reader's ONNX file exported, as after a first start
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, str(seed_index), *QUESTIONS],
+        [sys.executable, "-c", PROBE, str(corpus_index), *QUESTIONS],
         capture_output=True,
         text=True,
         timeout=600,
@@ -372,7 +370,7 @@ def test_on_onnx_runtime_the_service_never_loads_pytorch(seed_index, embedder):
     probe = json.loads(run.stdout.splitlines()[-1])
     assert (probe["reader"], probe["embedder"]) == ("onnx", "onnx")
     assert not probe["reader_model"] and probe["loaded"] == []
-    on_torch = Engine(seed_index, embedder=MiniLMEmbedder(), settings=Settings(), reader=Reader())
+    on_torch = Engine(corpus_index, embedder=MiniLMEmbedder(), settings=Settings(), reader=Reader())
     expected = [on_torch.ask(q) for q in QUESTIONS]
     assert [a.short_answer for a in expected if a.short_answer]  # the reader had its say
     for got, want in zip(probe["answers"], expected, strict=True):

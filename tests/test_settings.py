@@ -229,19 +229,19 @@ def test_max_file_mb_refuses_larger_files(tmp_path, setenv, recorder):
     assert "added 1," in out and "failed 1;" in out
 
 
-# Answers: `qa ask` and the HTTP service over the seed article, with the real model.
+# Answers: `qa ask` and the HTTP service over the tests' corpus, with the real model.
 
 
-def test_top_k_sets_the_passages_of_qa_ask(seed_index, setenv):
-    # The seed article is short: its chunks merge into three passages at most.
-    assert len(ask_json(LOAN_Q, "--index", str(seed_index))["passages"]) == 3
-    setenv(QA_TOP_K=1, QA_INDEX_DIR=seed_index)  # the index from the environment too
+def test_top_k_sets_the_passages_of_qa_ask(corpus_index, setenv):
+    default = Settings(_env_file=None).top_k
+    assert len(ask_json(LOAN_Q, "--index", str(corpus_index))["passages"]) == default == 5
+    setenv(QA_TOP_K=1, QA_INDEX_DIR=corpus_index)  # the index from the environment too
     assert len(ask_json(LOAN_Q)["passages"]) == 1
     assert len(ask_json(LOAN_Q, "--top-k", "2")["passages"]) == 2  # the option still wins
 
 
-def test_top_k_sets_the_passages_of_ask_and_search_over_http(seed_index, setenv):
-    setenv(QA_TOP_K=1, QA_INDEX_DIR=seed_index)
+def test_top_k_sets_the_passages_of_ask_and_search_over_http(corpus_index, setenv):
+    setenv(QA_TOP_K=1, QA_INDEX_DIR=corpus_index)
     with TestClient(create_app()) as c:
         assert len(c.post("/ask", json={"question": LOAN_Q}).json()["passages"]) == 1
         assert len(c.post("/search", json={"query": LOAN_Q}).json()["passages"]) == 1
@@ -249,9 +249,9 @@ def test_top_k_sets_the_passages_of_ask_and_search_over_http(seed_index, setenv)
         assert len(asked["passages"]) == 2
 
 
-def test_max_question_chars_is_the_limit_over_http_and_the_cli(seed_index, setenv):
+def test_max_question_chars_is_the_limit_over_http_and_the_cli(corpus_index, setenv):
     long_question = LOAN_Q + " Please answer." * 160  # 2,460 characters
-    setenv(QA_INDEX_DIR=seed_index, QA_MAX_QUESTION_CHARS=3000)
+    setenv(QA_INDEX_DIR=corpus_index, QA_MAX_QUESTION_CHARS=3000)
     with TestClient(create_app()) as c:
         assert c.post("/ask", json={"question": long_question}).status_code == 200
         assert c.post("/search", json={"query": long_question}).status_code == 200
@@ -264,22 +264,22 @@ def test_max_question_chars_is_the_limit_over_http_and_the_cli(seed_index, seten
     assert code == 1 and "the limit is 20" in err
 
 
-def test_min_coverage_makes_qa_ask_abstain(seed_index, setenv):
-    setenv(QA_INDEX_DIR=seed_index, QA_READER="false")  # the rules' threshold
+def test_min_coverage_makes_qa_ask_abstain(corpus_index, setenv):
+    setenv(QA_INDEX_DIR=corpus_index, QA_READER="false")  # the rules' threshold
     assert not ask_json(LOAN_Q)["abstained"]
     setenv(QA_MIN_COVERAGE=1.0)
     assert ask_json(LOAN_Q)["abstained"]
 
 
-def test_qa_reader_chooses_who_gives_the_short_answer(seed_index, setenv, tmp_path):
-    setenv(QA_INDEX_DIR=seed_index, QA_READER="off")
+def test_qa_reader_chooses_who_gives_the_short_answer(corpus_index, setenv, tmp_path):
+    setenv(QA_INDEX_DIR=corpus_index, QA_READER="off")
     rules = ask_json(LOAN_Q)
     setenv(QA_READER="short")
     short = ask_json(LOAN_Q)
     # The same sentences and citations; the short answer is the reader's span in the cited quote.
     assert short["answer"] == rules["answer"] and short["citations"] == rules["citations"]
     assert short["short_answer"] and short["short_answer"] in short["citations"][0]["quote"]
-    assert "1.25 billion" in short["short_answer"]
+    assert "840 million" in short["short_answer"]
     setenv(QA_READER="sometimes")
     code, _, err = qa("ask", LOAN_Q)
     assert code != 0 and "QA_READER='sometimes'" in err and "'off' or 'short'" in err
@@ -294,10 +294,10 @@ REMOVED = {
 
 
 @pytest.mark.parametrize("name", REMOVED)
-def test_a_removed_setting_stops_qa_with_one_line_naming_it(seed_index, setenv, name):
+def test_a_removed_setting_stops_qa_with_one_line_naming_it(corpus_index, setenv, name):
     """The settings of reader experiments that lost (docs/reader.md) are not silently
     ignored: set, `qa` stops and says which one to unset."""
-    setenv(QA_INDEX_DIR=seed_index)
+    setenv(QA_INDEX_DIR=corpus_index)
     setenv(**{name: REMOVED[name]})
     code, out, err = qa("ask", LOAN_Q)
     assert code == 2 and not out
@@ -336,17 +336,17 @@ def test_removed_settings_are_refused_from_a_dotenv_file_and_the_environment(tmp
 # Generated answers: `qa ask` against a stub OpenAI-compatible server that records requests.
 
 
-def test_llm_settings_reach_the_model(seed_index, setenv, embedder):
+def test_llm_settings_reach_the_model(corpus_index, setenv, embedder):
     from qa.retrieval import search as retrieval
     from qa.store import folder as store
 
-    snap = store.open_snapshot(seed_index, embedder.name, embedder.dim)
+    snap = store.open_snapshot(corpus_index, embedder.name, embedder.dim)
     passages = retrieval.search(snap, embedder, LOAN_Q, 5)
-    n = next(i for i, p in enumerate(passages, start=1) if "approved $1.25 billion" in p.text)
+    n = next(i for i, p in enumerate(passages, start=1) if "approved an €840 million" in p.text)
     snap.close()
     with stub_server() as (root, requests):
         setenv(
-            QA_INDEX_DIR=seed_index,
+            QA_INDEX_DIR=corpus_index,
             QA_LLM_URL=f"{root}/reply-{quote(f'{TRUE} [{n}].')}/v1",
             QA_LLM_MODEL="m1",
             QA_LLM_API_KEY="k",
@@ -371,8 +371,8 @@ def test_llm_settings_reach_the_model(seed_index, setenv, embedder):
         assert any("within 0.5 s" in note for note in body["notes"]), body["notes"]
 
 
-def test_without_llm_url_answers_are_extractive(seed_index, setenv):
-    setenv(QA_INDEX_DIR=seed_index)
+def test_without_llm_url_answers_are_extractive(corpus_index, setenv):
+    setenv(QA_INDEX_DIR=corpus_index)
     assert ask_json(LOAN_Q)["mode"] == "extractive"
 
 

@@ -9,25 +9,25 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, SEED_ARTICLE
-from tests.ui_support import free_port, index_seed_corpus, running, wait_for_index
+from tests.conftest import CORPUS, ROOT, WIND_DOC
+from tests.ui_support import free_port, index_corpus, running, wait_for_index
 from ui.client import Client
 
 APP = ROOT / "ui" / "app.py"
-QUESTION = "How much is the EXIM loan for Reko Diq?"
+QUESTION = "How much is the loan for the Kestrel Ridge wind farm?"
 MARKED = re.compile(r"<mark[^>]*>(.*?)</mark>", re.DOTALL)
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, request) -> str:
-    """The URL of a real `qa serve` over an index of the seed article."""
+    """The URL of a real `qa serve` over an index of the tests' corpus."""
     tmp = tmp_path_factory.mktemp("ui-app")
     index_dir, port = tmp / "index", free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "qa.cli", "serve", "--index", str(index_dir), "--port", str(port)]
     # The service loads its model while this process builds the index: two slow starts at once.
     with running(cmd, [], tmp / "serve.log") as proc:
-        index_seed_corpus(index_dir, request.getfixturevalue("embedder"))
+        index_corpus(index_dir, request.getfixturevalue("embedder"))
         wait_for_index(url, proc)
         yield url
 
@@ -56,7 +56,7 @@ def marked(at: AppTest) -> list[str]:
 
 def test_page_shows_the_index_status(app: AppTest) -> None:
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Documents"] == "1" and int(metrics["Chunks"]) > 0
+    assert metrics["Documents"] == "3" and int(metrics["Chunks"]) >= 3
     assert not app.error
 
 
@@ -67,16 +67,16 @@ def test_question_shows_answer_with_cited_quotes(app: AppTest) -> None:
     assert not response["abstained"]
     assert [m.name for m in app.chat_message] == ["user", "assistant"]
     answer_md = [m.value for m in app.chat_message[1].markdown]
-    assert any("1.25 billion" in v and "**\\[1\\]**" in v for v in answer_md), answer_md
+    assert any("840 million" in v and "**\\[1\\]**" in v for v in answer_md), answer_md
 
     citations = response["citations"]
     cards = {e.label.split("]")[0] + "]": e.label for e in app.expander if e.label.startswith("[")}
     assert list(cards) == [f"[{c['n']}]" for c in citations]
     # Each card marks exactly its quote, and the quote is the document's text at its offsets.
-    text = SEED_ARTICLE.read_text(encoding="utf-8")
+    text = (CORPUS / WIND_DOC).read_text(encoding="utf-8")
     quotes = marked(app)
     assert quotes == [c["quote"] for c in citations]
-    assert any("$1.25 billion" in q for q in quotes)
+    assert any("€840 million" in q for q in quotes)
     for c in citations:
         assert c["quote"] in text
         assert c["title"] in cards[f"[{c['n']}]"]
@@ -93,7 +93,7 @@ def test_whole_document_opens_with_the_quote_marked(app: AppTest, service: str) 
     whole = [h.value for h in app.html if "qa-doc-" in h.value]
     assert len(whole) == 1
     assert html.unescape(MARKED.search(whole[0]).group(1)) == first["quote"]
-    assert "Frontier Works Organisation" in whole[0]  # the last paragraph: the whole text
+    assert "carved from local oak" in whole[0]  # the last paragraph: the whole text
 
 
 def test_follow_up_sends_the_conversation(app: AppTest, monkeypatch) -> None:
@@ -114,7 +114,7 @@ def test_follow_up_sends_the_conversation(app: AppTest, monkeypatch) -> None:
     response = follow["response"]
     assert not response["abstained"]
     assert response["query"] != "And how many jobs will it create?"
-    assert "6,000" in response["answer"] or "7,500" in response["answer"]
+    assert "2,100" in response["answer"] or "180" in response["answer"]
     assert any(c.value.startswith("searched: ") for c in app.caption)
     assert len(app.chat_message) == 4
 

@@ -1,6 +1,6 @@
 """The chat UI in a real browser (Debian's chromium via Playwright), started by `qa up`.
 
-Asks about the seed article, waits for the answer and its quote, opens a source card and the whole
+Asks about the tests' corpus, waits for the answer and its quote, opens a source card and the whole
 document, asks what the article never states, uploads a file and asks about it, uploads a PDF and
 sees the page of its citation; screenshots go to test-output/.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from qa.serving.launcher import port_free
 from tests.conftest import ROOT
-from tests.ui_support import free_port, index_seed_corpus, running, wait_for_index, wait_ready
+from tests.ui_support import free_port, index_corpus, running, wait_for_index, wait_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUT = ROOT / "test-output"
@@ -79,7 +79,7 @@ def qa_up(tmp_path_factory, request):
     cmd += ["--api-port", str(api_port), "--ui-port", str(ui_port)]
     log = tmp / "qa-up.log"
     with running(cmd, [], log, cwd=tmp) as proc:
-        index_seed_corpus(index_dir, request.getfixturevalue("embedder"))
+        index_corpus(index_dir, request.getfixturevalue("embedder"))
         wait_for_index(api, proc)
         wait_ready(f"{ui}/_stcore/health", proc, log)
         yield {"api": api, "ui": ui, "proc": proc, "log": log, "ports": (api_port, ui_port)}
@@ -94,35 +94,35 @@ def test_ask_in_a_browser(browser_context, qa_up) -> None:
     chat = page.get_by_placeholder("Ask about your documents")
     chat.wait_for()
     sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("1")
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("3")
 
-    chat.fill("How much is the EXIM loan for Reko Diq?")
+    chat.fill("How much is the loan for the Kestrel Ridge wind farm?")
     chat.press("Enter")
     answer = page.get_by_test_id("stChatMessage").nth(1)
-    expect(answer).to_contain_text("$1.25 billion")
+    expect(answer).to_contain_text("€840 million")
     expect(answer).to_contain_text("[1]")
 
     card = (
         answer.get_by_test_id("stExpander")
-        .filter(has=page.locator("mark", has_text="$1.25 billion"))
+        .filter(has=page.locator("mark", has_text="€840 million"))
         .first
     )
     card.locator("summary").click()
     quote = card.locator("mark")
     expect(quote).to_be_visible()
-    expect(quote).to_contain_text("$1.25 billion")
-    expect(card).to_contain_text("2026-02-06")
+    expect(quote).to_contain_text("€840 million")
+    expect(card).to_contain_text("2026-03-12")
     # Its source relative to the folder it was indexed from: no path of the server's.
     expect(card.get_by_test_id("stCaptionContainer").first).to_have_text(
-        re.compile(r"^2026-02-06 · reko-diq-exim-2026-02-06\.txt · chars \d+–\d+$")
+        re.compile(r"^2026-03-12 · kestrel-wind-farm\.txt · chars \d+–\d+$")
     )
     card.scroll_into_view_if_needed()
     page.screenshot(path=str(OUT / "ui-answer.png"), full_page=True)
 
     card.get_by_role("button", name="Open the whole document").click()
     dialog = page.get_by_role("dialog")
-    expect(dialog.locator("mark")).to_contain_text("$1.25 billion")
-    expect(dialog).to_contain_text("Frontier Works Organisation")  # the last paragraph
+    expect(dialog.locator("mark")).to_contain_text("€840 million")
+    expect(dialog).to_contain_text("carved from local oak")  # the last paragraph
     page.screenshot(path=str(OUT / "ui-document.png"))
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
@@ -134,7 +134,7 @@ def test_an_unanswerable_question_abstains_with_its_reason(browser_context, qa_u
     OUT.mkdir(exist_ok=True)
     page = browser_context.new_page()
     page.goto(qa_up["ui"])
-    answer = _ask(page, "What is the interest rate on the EXIM loan for Reko Diq?")
+    answer = _ask(page, "What is the interest rate on the loan for the Kestrel Ridge wind farm?")
     warning = answer.get_by_test_id("stAlertContentWarning")
     expect(warning).to_contain_text("The sources don't say")
     expect(warning).to_contain_text("no passage gives a percentage or share")
@@ -176,7 +176,7 @@ def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
     )
     page = browser_context.new_page()
     sidebar = _upload(page, qa_up, note)
-    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("2")
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("4")
 
     answer = _ask(page, "How many visitors did the Zorblat festival attract in 2025?")
     expect(answer).to_contain_text("12,400")
@@ -188,15 +188,15 @@ def test_upload_then_ask_about_it(browser_context, qa_up, tmp_path) -> None:
     page.screenshot(path=str(OUT / "ui-upload.png"), full_page=True)
 
     # Remove it again from the document list, with the confirmation step.
-    docs = sidebar.get_by_test_id("stExpander").filter(has_text="Documents (2)")
+    docs = sidebar.get_by_test_id("stExpander").filter(has_text="Documents (4)")
     docs.locator("summary").click()
     docs.locator("[class*='st-key-del-quillton'] button:visible").click()
     expect(sidebar).to_contain_text(
         "Remove quillton-festival.txt (Quillton festival report) from the"
     )
     sidebar.get_by_role("button", name="Remove", exact=True).click()
-    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("1")
-    expect(sidebar).to_contain_text("Documents (1)")
+    expect(sidebar.get_by_test_id("stMetricValue").first).to_have_text("3")
+    expect(sidebar).to_contain_text("Documents (3)")
 
 
 def test_a_pdf_citation_shows_its_page(browser_context, qa_up, tmp_path) -> None:
@@ -331,8 +331,8 @@ def test_a_reload_keeps_the_conversation_and_new_starts_over(browser_context, qa
 
     page = browser_context.new_page()
     page.goto(qa_up["ui"])
-    answer = _ask(page, "How much is the EXIM loan for Reko Diq?")
-    expect(answer).to_contain_text("$1.25 billion", timeout=WAIT_MS)
+    answer = _ask(page, "How much is the loan for the Kestrel Ridge wind farm?")
+    expect(answer).to_contain_text("€840 million", timeout=WAIT_MS)
     expect(page).to_have_url(re.compile(r"\?c=[0-9a-f]{32}$"), timeout=WAIT_MS)
     kept = page.url
 
@@ -340,9 +340,9 @@ def test_a_reload_keeps_the_conversation_and_new_starts_over(browser_context, qa
     messages = page.get_by_test_id("stChatMessage")
     expect(messages).to_have_count(2, timeout=WAIT_MS)
     expect(messages.nth(0)).to_contain_text(
-        "How much is the EXIM loan for Reko Diq?", timeout=WAIT_MS
+        "How much is the loan for the Kestrel Ridge wind farm?", timeout=WAIT_MS
     )
-    expect(messages.nth(1)).to_contain_text("$1.25 billion", timeout=WAIT_MS)
+    expect(messages.nth(1)).to_contain_text("€840 million", timeout=WAIT_MS)
     assert page.url == kept
 
     other = browser_context.new_page()  # another tab: a conversation of its own

@@ -1,5 +1,5 @@
 """Streamed answers in the UI: the client reads the SSE of `POST /ask`, the page shows the verified
-answer. The service runs in this process (uvicorn on a free port) over the seed index, with the
+answer. The service runs in this process (uvicorn on a free port) over the tests' corpus, with the
 loopback stub from tests/llm_stub.py as its OpenAI-compatible model.
 """
 
@@ -19,7 +19,7 @@ from qa.config import Settings
 from qa.engine import Engine
 from qa.serving.app import create_app
 from qa.serving.schemas import AskResponse
-from tests.conftest import ROOT, SEED_ARTICLE
+from tests.conftest import CORPUS, ROOT
 from tests.llm_stub import LOAN_Q as QUESTION
 from tests.llm_stub import TRUE, stub_server
 from tests.ui_support import free_port
@@ -31,12 +31,12 @@ REPLY = f"{TRUE}. The loan was $9 trillion."  # the second sentence is unsupport
 
 
 @pytest.fixture(scope="module")
-def service(seed_index, embedder) -> Iterator[str]:
+def service(corpus_index, embedder) -> Iterator[str]:
     """The URL of the FastAPI service whose engine asks the stub model, served by uvicorn."""
     with stub_server() as (stub, _):
         llm_url = f"{stub}/reply-{quote(REPLY, safe='')}/v1"
         settings = Settings(_env_file=None, llm_url=llm_url, api_key=None)
-        engine = Engine(seed_index, embedder, settings)
+        engine = Engine(corpus_index, embedder, settings)
         port = free_port()
         config = uvicorn.Config(
             create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning"
@@ -66,10 +66,10 @@ def test_ask_stream_yields_tokens_then_the_verified_answer(service: str) -> None
     assert answer.mode == "llm" and not answer.abstained
     assert answer.answer == f"{TRUE}. [1]" and "trillion" not in answer.answer
     assert answer.removed_sentences == 1
-    assert answer.citations and any("$1.25 billion" in c.quote for c in answer.citations)
+    assert answer.citations and any("€840 million" in c.quote for c in answer.citations)
     for cite in answer.citations:  # verified: the document's text at the quote's offsets
         assert docs[cite.doc_id][cite.start : cite.end] == cite.quote
-        assert cite.quote in SEED_ARTICLE.read_text(encoding="utf-8")
+        assert cite.quote in (CORPUS / cite.doc_id).read_text(encoding="utf-8")
 
 
 def test_ask_with_on_token_streams_the_draft_then_returns_the_answer(service: str) -> None:
@@ -118,7 +118,7 @@ def test_page_streams_then_shows_the_verified_answer(service: str, monkeypatch) 
 
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
     answer_md = [m.value for m in at.chat_message[1].markdown]
-    assert any("1.25 billion" in v and "**\\[1\\]**" in v for v in answer_md), answer_md
+    assert any("840 million" in v and "**\\[1\\]**" in v for v in answer_md), answer_md
     assert not any("trillion" in v for v in answer_md)  # the draft is gone
     captions = [c.value for c in at.chat_message[1].caption]
     assert render.DRAFT_CAPTION not in captions

@@ -67,12 +67,12 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120
         pytest.fail(f"{exc}\n--- {log} ---\n{log.read_text(errors='replace')[-4000:]}")
 
 
-def index_seed_corpus(index_dir: Path, embedder) -> None:
-    """Build the seed article's index, e.g. into a folder a starting service already watches."""
+def index_corpus(index_dir: Path, embedder) -> None:
+    """Build the tests' corpus' index, e.g. into a folder a starting service already watches."""
     from qa.indexing import index_paths
-    from tests.conftest import require_seed_article
+    from tests.conftest import CORPUS
 
-    report = index_paths([require_seed_article()], index_dir, embedder)
+    report = index_paths([CORPUS], index_dir, embedder)
     assert report.ok and report.n_chunks > 0
 
 

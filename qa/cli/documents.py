@@ -50,11 +50,11 @@ def index(
         raise fail("give at least one file or folder to index, or --status", 2)
     settings = get_settings()
     embedder = default_embedder()
-    if ray or ray_address:
-        from qa.encoders.ray import RayEmbedder
-
-        embedder = RayEmbedder(embedder, ray_address, ray_actors)
     try:
+        if ray or ray_address:
+            from qa.encoders.ray import RayEmbedder
+
+            embedder = RayEmbedder(embedder, ray_address, ray_actors)
         target = open_store(index_folder(index), settings)
         report = indexing.index_paths(
             paths,

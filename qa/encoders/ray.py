@@ -12,11 +12,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from qa.encoders.embedding import Embedder, default_embedder
-from qa.errors import StoreUnavailable
+from qa.errors import MissingExtra, StoreUnavailable
 
 Factory = Callable[[], Embedder]  # builds the embedder inside each actor; must pickle by name
 
@@ -43,6 +44,7 @@ class RayEmbedder(Embedder):
         factory: Factory = default_embedder,
         num_cpus: int | None = None,
     ) -> None:
+        ray_module()  # a missing extra is said before any work, not after the chunking
         self.local = local
         self.name, self.dim, self.max_tokens = local.name, local.dim, local.max_tokens
         self.address = address
@@ -65,8 +67,7 @@ class RayEmbedder(Embedder):
     ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        import ray
-
+        ray = ray_module()
         start_ray(self.address, self.num_cpus)
         order = np.argsort([-len(t) for t in texts], kind="stable")  # as the local path batches
         items = [{"i": int(j), "text": texts[j]} for j in order]
@@ -89,9 +90,18 @@ class RayEmbedder(Embedder):
         return out
 
 
+def ray_module() -> ModuleType:
+    """Ray, or one clear line naming the extra to install when it is missing."""
+    try:
+        import ray
+    except ImportError:
+        raise MissingExtra("Embedding with Ray (qa index --ray)", "ray") from None
+    return ray
+
+
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join the cluster at `address`, or start a local one with this machine's cores."""
-    import ray
+    ray = ray_module()
 
     if ray.is_initialized():
         return

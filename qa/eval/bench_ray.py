@@ -29,9 +29,9 @@ def bench_ray(
     say: Say = quiet,
 ) -> dict[str, Any]:
     """Local embedding vs Ray actor pools of the given sizes, on the same texts."""
-    import ray
+    from qa.encoders.ray import RayEmbedder, ray_module, start_ray
 
-    from qa.encoders.ray import RayEmbedder, start_ray
+    ray = ray_module()
 
     local = default_embedder()
     texts, n_docs, _ = embedded_texts(corpus, local, ChunkingParams())

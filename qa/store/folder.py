@@ -176,6 +176,9 @@ class Snapshot:
             masked = np.full(self.n_chunks, -1.0, dtype=np.float32)
             masked[allowed] = scores[allowed]
             scores = masked
+        depth = min(depth, self.n_chunks)  # asking for more rows than there are is no error
+        if depth <= 0:
+            return {}
         top = np.argpartition(-scores, depth - 1)[:depth]
         return {int(r): float(scores[r]) for r in top if scores[r] > 0}
 

@@ -33,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from qa.errors import Busy, IndexMissing, InvalidInput, NotFound, StoreUnavailable
+from qa.errors import (
+    Busy,
+    IndexMissing,
+    InvalidInput,
+    MissingExtra,
+    NotFound,
+    StoreUnavailable,
+)
 from qa.language import lexical
 from qa.records import Chunk, Document, Mark
 from qa.store.folder import HNSW_EF_CONSTRUCTION, HNSW_M
@@ -506,12 +513,19 @@ class MilvusView:
 
 def _connect(uri: str) -> Any:
     """A client for `uri`, or one clear error saying what is wrong with it."""
-    from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
+    try:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+    except ImportError:
+        raise MissingExtra("The Milvus store (QA_STORE=milvus)", "milvus") from None
 
     if not uri:
         raise InvalidInput("QA_MILVUS_URI is empty: give a file (Milvus Lite) or http://host:19530")
     if _is_local(uri):
+        try:
+            import milvus_lite  # noqa: F401  (pymilvus opens a local file with it)
+        except ImportError:
+            raise MissingExtra(f"A Milvus Lite file (QA_MILVUS_URI={uri})", "milvus") from None
         folder = Path(uri).resolve().parent
         if not folder.is_dir():
             raise StoreUnavailable(
