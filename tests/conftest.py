@@ -91,9 +91,15 @@ def _no_developer_settings(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
-    """`get_settings` is cached: each test reads the variables it set, none of another's."""
+    """`get_settings` is cached: each test reads the variables it set, none of another's. The
+    QA_ variables a command run in-process sets (`--store`, `--milvus-uri` become QA_STORE...)
+    end with the test too."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("QA_")}
     get_settings.cache_clear()
     yield
+    for name in [k for k in os.environ if k.startswith("QA_") and k not in before]:
+        del os.environ[name]
+    os.environ.update(before)
     get_settings.cache_clear()
 
 

@@ -49,9 +49,9 @@ def test_a_follow_up_is_read_with_the_query_it_was_searched_with() -> None:
 
 
 @pytest.fixture(scope="module")
-def engine(seed_index: Path, embedder: Embedder) -> Iterator[Engine]:
+def engine(corpus_index: Path, embedder: Embedder) -> Iterator[Engine]:
     reply = f"{TRUE} [1]."
-    engine = Engine(seed_index, embedder, Settings(_env_file=None), generator=Scripted(reply))
+    engine = Engine(corpus_index, embedder, Settings(_env_file=None), generator=Scripted(reply))
     yield engine
     engine.close()
 
@@ -90,10 +90,10 @@ def test_the_engine_reads_a_question_once_and_hands_the_record_down(
     assert engine.reader is not None
     _spy(monkeypatch, engine.reader, "read", seen)
     history: list[Message] = [
-        {"role": "user", "content": "What did the US EXIM Bank approve?"},
-        {"role": "assistant", "content": "Financing for a mine."},
+        {"role": "user", "content": "What did the Northern Development Bank approve?"},
+        {"role": "assistant", "content": "A loan for a wind farm."},
     ]
-    question = "How much did it lend for the Reko Diq mine?"
+    question = "How much did it lend for the Kestrel Ridge wind farm?"
     if streamed:
         events = list(engine.ask_stream(question, history, mode=mode))
         assert isinstance(events[-1], Final)

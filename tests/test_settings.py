@@ -233,7 +233,7 @@ def test_max_file_mb_refuses_larger_files(tmp_path, setenv, recorder):
 
 
 def test_top_k_sets_the_passages_of_qa_ask(corpus_index, setenv):
-    default = Settings(_env_file=None).top_k
+    default = Settings(_env_file=None).retrieval.top_k
     assert len(ask_json(LOAN_Q, "--index", str(corpus_index))["passages"]) == default == 5
     setenv(QA_TOP_K=1, QA_INDEX_DIR=corpus_index)  # the index from the environment too
     assert len(ask_json(LOAN_Q)["passages"]) == 1
