@@ -290,23 +290,13 @@ class Settings(BaseModel):
 
     def __init__(self, _env_file: Path | str | None | EllipsisType = ..., **given: Any) -> None:
         env_file = ENV_FILE if _env_file is ... else _env_file
-        routes = _routes()
         _refuse_removed({f"QA_{k}".upper() for k in given})
-        unknown = sorted(set(given) - routes.keys())
-        if unknown:
-            raise TypeError(
-                f"unknown setting {unknown[0]!r}; settings are named as their QA_ variables, "
-                f"without the prefix and lower-cased: {', '.join(sorted(routes))}"
-            )
-        values: dict[str, dict[str, Any]] = {group: {} for group in self.groups}
-        for name, value in given.items():
-            group, field = routes[name]
-            values[group][field] = value
+        values = _by_group(given)
         built: dict[str, _Group] = {}
         problems: list[Any] = []
         for group, cls in self.groups.items():
             try:
-                built[group] = cls(_env_file=env_file, **values[group])
+                built[group] = cls(_env_file=env_file, **values.get(group, {}))
             except ValidationError as exc:
                 problems += [
                     {**e, "loc": (cls.env_name(str(e["loc"][0])), *e["loc"][1:])}
@@ -319,18 +309,10 @@ class Settings(BaseModel):
     def replace(self, **changes: Any) -> Settings:
         """A copy with the settings named (as in `Settings(...)`) changed, unvalidated, like
         `model_copy(update=...)` on the flat settings."""
-        routes = _routes()
-        unknown = sorted(set(changes) - routes.keys())
-        if unknown:
-            raise TypeError(f"unknown setting {unknown[0]!r}")
-        updates: dict[str, dict[str, Any]] = {}
-        for name, value in changes.items():
-            group, field = routes[name]
-            updates.setdefault(group, {})[field] = value
         return self.model_copy(
             update={
                 group: getattr(self, group).model_copy(update=fields)
-                for group, fields in updates.items()
+                for group, fields in _by_group(changes).items()
             }
         )
 
@@ -343,9 +325,27 @@ def setting_fields() -> Iterator[tuple[str, str, str, FieldInfo]]:
             yield group, field, cls.env_name(field).removeprefix("QA_").lower(), info
 
 
+@lru_cache
 def _routes() -> dict[str, tuple[str, str]]:
     """Each setting's keyword name (`llm_url`) to its group and field (`llm`, `url`)."""
     return {name: (group, field) for group, field, name, _ in setting_fields()}
+
+
+def _by_group(named: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Settings given by keyword name (`llm_url=...`), sorted into their groups' fields
+    (`{"llm": {"url": ...}}`); an unknown name is a `TypeError` listing the known ones."""
+    routes = _routes()
+    unknown = sorted(set(named) - routes.keys())
+    if unknown:
+        raise TypeError(
+            f"unknown setting {unknown[0]!r}; settings are named as their QA_ variables, "
+            f"without the prefix and lower-cased: {', '.join(sorted(routes))}"
+        )
+    grouped: dict[str, dict[str, Any]] = {}
+    for name, value in named.items():
+        group, field = routes[name]
+        grouped.setdefault(group, {})[field] = value
+    return grouped
 
 
 @lru_cache
