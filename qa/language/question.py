@@ -42,6 +42,8 @@ class Question:
         """Analyse `text` (searched as `query`, by default the text itself)."""
         asking = answer_types.asking_part(text)
         query = text if query is None else query
+        names = tuple(lexical.names(text))
+        asking_names = names if asking == text else lexical.names(asking)
         lemma_terms = tuple(lexical.lemma_terms(text))
         return cls(
             text=text,
@@ -49,8 +51,8 @@ class Question:
             asking=asking,
             asked=answer_types.asked_in(asking),
             words=tuple(lexical.words(text)),
-            names=tuple(lexical.names(text)),
-            must_match=frozenset(word.lower() for word in lexical.names(asking)),
+            names=names,
+            must_match=frozenset(word.lower() for word in asking_names),
             terms=tuple(lexical.terms(text)),
             lemma_terms=lemma_terms,
             query_lemma_terms=lemma_terms if query == text else tuple(lexical.lemma_terms(query)),
