@@ -16,7 +16,7 @@ from qa.config import MAX_TOP_K, Settings, get_settings
 from qa.encoders.embedding import Embedder, check_runtime, default_embedder, index_runtime
 from qa.errors import IndexMismatch, InvalidInput
 from qa.language.question import Question
-from qa.llm import client as llm
+from qa.llm import client as llm_client
 from qa.llm import generation
 from qa.llm.verify import Check
 from qa.records import (
@@ -29,7 +29,7 @@ from qa.records import (
     Passage,
     Token,
 )
-from qa.retrieval import followups as chat
+from qa.retrieval import followups
 from qa.retrieval import search as retrieval
 from qa.retrieval.search import Filters
 from qa.sources import locations
@@ -48,7 +48,7 @@ class Engine:
         index_dir: Path | IndexStore | None = None,
         embedder: Embedder | None = None,
         settings: Settings | None = None,
-        generator: llm.Generator | None = None,
+        generator: llm_client.Generator | None = None,
         reader: Reader | None = None,
         calibrator: confidence.Calibrator | None = None,
         confidence_mode: ConfidenceMode = "calibrated",
@@ -59,7 +59,7 @@ class Engine:
         self.index_dir = Path(getattr(self.store, "index_dir", self.settings.store.index_dir))
         self.embedder = embedder or default_embedder()
         # Generated answers when QA_LLM_URL is set (or a generator is given); else extractive.
-        self.generator = generator or llm.generator_from_settings(self.settings)
+        self.generator = generator or llm_client.generator_from_settings(self.settings)
         self._owns_generator = generator is None
         # The trained reader: the short answer and the confidence's evidence (QA_READER=short);
         # QA_READER=off: the rules alone.
@@ -219,7 +219,7 @@ class Engine:
         generator = self._generator(mode)
         t0 = time.perf_counter()
         snap = self.snapshot()
-        asked = Question.read(text, chat.rewrite(text, history))
+        asked = Question.read(text, followups.rewrite(text, history))
         t1 = time.perf_counter()
         passages = retrieval.search(snap, self.embedder, asked.query, top_k, filters)
         return _Retrieved(
@@ -232,7 +232,7 @@ class Engine:
             retrieved=time.perf_counter(),
         )
 
-    def _generator(self, mode: str | None) -> llm.Generator | None:
+    def _generator(self, mode: str | None) -> llm_client.Generator | None:
         """The generator for this request's mode, or None for an extractive answer."""
         if mode not in (None, "extractive", "llm"):
             raise InvalidInput(f"mode must be 'extractive' or 'llm', not {mode!r}")
@@ -301,7 +301,7 @@ class _Retrieved:
     question: Question  # with the query it was searched with
     passages: list[Passage]
     snap: IndexView
-    generator: llm.Generator | None
+    generator: llm_client.Generator | None
     started: float
     rewritten: float
     retrieved: float

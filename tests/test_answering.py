@@ -14,7 +14,7 @@ from qa.errors import InvalidInput
 from qa.language import lexical
 from qa.language.question import Question
 from qa.records import Passage
-from qa.retrieval import followups as chat
+from qa.retrieval import followups
 from qa.retrieval.search import Filters
 from tests.conftest import CORPUS_QUESTIONS, LOAN_Q, ROOT, WIND_DOC
 
@@ -101,8 +101,8 @@ def test_follow_up_is_rewritten_with_the_conversation(ours):
 def test_rewrite_leaves_self_contained_questions_alone():
     history = [{"role": "user", "content": "Tell me about Reko Diq."}]
     question = "What is Project Vault's budget in dollars?"
-    assert chat.rewrite(question, history) == question
-    assert chat.rewrite("And there?", history).startswith("And there? (")
+    assert followups.rewrite(question, history) == question
+    assert followups.rewrite("And there?", history).startswith("And there? (")
 
 
 def test_names_and_numbers_missing_from_the_passages_force_abstention(ours):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from qa.records import Message
-from qa.retrieval import followups as chat
+from qa.retrieval import followups
 
 EXIM = "What did the US EXIM Bank approve for Reko Diq?"
 
@@ -23,28 +23,28 @@ def test_a_new_topic_does_not_inherit_the_old_one() -> None:
     # issue 26: "Who was Rollo?" was searched with "(EXIM Reko Diq big loan)", and "Where is
     # Normandy?" after it with "(Rollo)"
     history = talk("How big is the EXIM loan for Reko Diq?")
-    assert chat.rewrite("Who was Rollo?", history) == "Who was Rollo?"
+    assert followups.rewrite("Who was Rollo?", history) == "Who was Rollo?"
     history += talk("Who was Rollo?")
-    assert chat.rewrite("Where is Normandy?", history) == "Where is Normandy?"
+    assert followups.rewrite("Where is Normandy?", history) == "Where is Normandy?"
 
 
 def test_a_pronoun_or_an_ellipsis_carries_the_earlier_subject() -> None:
     history = talk(EXIM)
     for question in ("How many jobs will it create in Balochistan?", "And how many jobs?"):
-        query = chat.rewrite(question, history)
+        query = followups.rewrite(question, history)
         assert query.startswith(question + " (") and "Reko Diq" in query and "EXIM" in query
 
 
 def test_only_the_latest_topic_is_carried() -> None:
     history = talk(EXIM, "Who was Genghis Khan?")
-    assert chat.rewrite("Who succeeded him?", history) == "Who succeeded him? (Genghis Khan)"
+    assert followups.rewrite("Who succeeded him?", history) == "Who succeeded him? (Genghis Khan)"
 
 
 def test_the_subject_is_carried_through_follow_ups_without_their_own_words() -> None:
     history = talk("Who was Genghis Khan?", "Where was he born?")
-    assert chat.rewrite("When did he die?", history) == "When did he die? (Genghis Khan)"
+    assert followups.rewrite("When did he die?", history) == "When did he die? (Genghis Khan)"
     history = talk("What is Project Vault?", "How much is it worth?", "Who runs it?")
-    assert chat.rewrite("When?", history) == "When? (Project Vault)"
+    assert followups.rewrite("When?", history) == "When? (Project Vault)"
 
 
 def test_assistant_turns_are_not_carried() -> None:
@@ -52,7 +52,9 @@ def test_assistant_turns_are_not_carried() -> None:
         {"role": "user", "content": "Who was Genghis Khan?"},
         {"role": "assistant", "content": "The founder of the Mongol Empire; Ögedei succeeded him."},
     ]
-    assert chat.rewrite("Where was he buried?", history) == "Where was he buried? (Genghis Khan)"
+    assert (
+        followups.rewrite("Where was he buried?", history) == "Where was he buried? (Genghis Khan)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,8 +75,8 @@ def test_assistant_turns_are_not_carried() -> None:
     ],
 )
 def test_questions_that_name_their_subject_stand_alone(question: str) -> None:
-    assert not chat.needs_context(question)
-    assert chat.rewrite(question, talk(EXIM)) == question
+    assert not followups.needs_context(question)
+    assert followups.rewrite(question, talk(EXIM)) == question
 
 
 @pytest.mark.parametrize(
@@ -100,28 +102,30 @@ def test_questions_that_name_their_subject_stand_alone(question: str) -> None:
     ],
 )
 def test_questions_that_point_back_or_leave_words_out_need_context(question: str) -> None:
-    assert chat.needs_context(question)
-    assert chat.rewrite(question, talk("Where does the Rhine begin?")).startswith(question + " (")
+    assert followups.needs_context(question)
+    assert followups.rewrite(question, talk("Where does the Rhine begin?")).startswith(
+        question + " ("
+    )
 
 
 def test_what_about_x_asks_the_last_question_of_x() -> None:
     history = talk("Who founded the University of Chicago?")
-    assert chat.rewrite("What about Harvard?", history) == "What about Harvard? (founded)"
+    assert followups.rewrite("What about Harvard?", history) == "What about Harvard? (founded)"
     # ... and X is the subject from then on
-    assert chat.rewrite("When?", history + talk("What about Harvard?")) == "When? (Harvard)"
+    assert followups.rewrite("When?", history + talk("What about Harvard?")) == "When? (Harvard)"
 
 
 def test_a_swapped_place_keeps_the_subject() -> None:
     history = talk("What is Fresno's population?", "How far is it from Los Angeles?")
-    query = chat.rewrite("And from Sacramento?", history)
+    query = followups.rewrite("And from Sacramento?", history)
     assert "Fresno" in query and "far" in query and "Angeles" not in query
     history += talk("And from Sacramento?")
-    query = chat.rewrite("When was it founded?", history)
+    query = followups.rewrite("When was it founded?", history)
     assert "Fresno" in query and "Sacramento" not in query
 
 
 def test_without_history_or_user_turns_nothing_is_added() -> None:
-    assert chat.rewrite("  Who founded it?  ") == "Who founded it?"
+    assert followups.rewrite("  Who founded it?  ") == "Who founded it?"
     assistant_only: list[Message] = [{"role": "assistant", "content": "Hello, Reko Diq."}]
-    assert chat.rewrite("Who founded it?", assistant_only) == "Who founded it?"
-    assert not chat.needs_context("")
+    assert followups.rewrite("Who founded it?", assistant_only) == "Who founded it?"
+    assert not followups.needs_context("")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from qa.cli import app
 from qa.errors import InvalidInput, MissingData
 from qa.eval.sets import from_squad, load_questions, load_set
-from qa.retrieval import followups as chat
+from qa.retrieval import followups
 from tests.conftest import ROOT
 
 SQUAD_ROW = {
@@ -252,7 +252,7 @@ def test_qa_eval_measures_a_conversation_set_without_an_index(tmp_path: Path) ->
     assert "rewrite right" in result.output and "| all " in result.output
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ["t-1", "t-2"]
-    assert [r["query"] for r in records] == [chat.rewrite(t["question"], EXIM) for t in TURNS]
+    assert [r["query"] for r in records] == [followups.rewrite(t["question"], EXIM) for t in TURNS]
     assert [r["kind"] for r in records] == ["stands alone", "follow-up"]
     summary = json.loads((out / "summary.json").read_text())["rewrite"]
     right = sum(r["right"] for r in records)

@@ -14,7 +14,7 @@ from qa.eval.metrics import percentile
 from qa.eval.report import markdown_table, pyplot, run_info, save_figure
 from qa.eval.sets import EvalQuestion
 from qa.eval.timing import Say, context_line, latency_stats, quiet, torch_threads, verdict
-from qa.retrieval import followups as chat
+from qa.retrieval import followups
 
 if TYPE_CHECKING:
     from qa.engine import ConfidenceMode
@@ -71,7 +71,7 @@ def bench_ask(
         name: {part: [] for part in steps_of_ask} for name in VARIANTS
     }
     for i, q in enumerate(questions):
-        query = chat.rewrite(q.question, q.messages())
+        query = followups.rewrite(q.question, q.messages())
         for step in steps[i % len(steps) :] + steps[: i % len(steps)]:
             t0 = time.perf_counter()
             if step == "floor":

@@ -18,7 +18,7 @@ from typing import Any
 from qa.eval.report import markdown_table, run_info, write_records, write_text
 from qa.eval.sets import ConversationTurn, load_set, load_turns
 from qa.language import lexical
-from qa.retrieval import followups as chat
+from qa.retrieval import followups
 
 STANDS_ALONE = "stands alone"
 FOLLOW_UP = "follow-up"
@@ -75,7 +75,7 @@ def run_rewrite_eval(set_dir: Path, limit: int | None = None) -> RewriteRun:
     eval_set = load_set(set_dir)
     records = []
     for turn in load_turns(eval_set)[:limit]:
-        query = chat.rewrite(turn.question, turn.messages())
+        query = followups.rewrite(turn.question, turn.messages())
         records.append(
             {
                 "id": turn.id,

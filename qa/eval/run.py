@@ -36,7 +36,7 @@ from qa.eval.summary import (
 from qa.language.question import Question
 from qa.llm.verify import Check
 from qa.records import Answer, Passage
-from qa.retrieval import followups as chat
+from qa.retrieval import followups
 from qa.retrieval import search as retrieval
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def evaluate_question(
         if engine.reader is not None:
             read = _reader_rows(engine.reader, engine.min_coverage, idf, scorer, q, asked, result)
             record.update(read)
-    query = chat.rewrite(q.question, q.messages())
+    query = followups.rewrite(q.question, q.messages())
     searched = Question.read(q.question, query)
     qvec = engine.embedder.embed_query(query)
     for name, weight in RETRIEVERS.items():
